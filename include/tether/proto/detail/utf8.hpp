@@ -1,0 +1,139 @@
+// tether/proto/detail/utf8.hpp — UTF-8 validation with an ASCII fast path.
+//
+// JSON text exchanged between systems MUST be UTF-8 (RFC 8259 §8.1), and
+// I-JSON forbids anything else (RFC 7493 §2.1). Almost every byte of a tether
+// envelope is ASCII, so the scanners look at 8 bytes at a time ("SWAR") and
+// only drop to the per-sequence check of RFC 3629 §4 when a byte has its high
+// bit set. The SWAR tricks need a little-endian load so that the lowest set
+// flag is the first byte in memory; on a big-endian target the byte loops run
+// alone and are merely slower.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace tether::proto {
+namespace detail {
+
+inline constexpr std::uint64_t k_ones = 0x0101010101010101ULL;
+inline constexpr std::uint64_t k_highs = 0x8080808080808080ULL;
+inline constexpr bool k_swar = std::endian::native == std::endian::little;
+
+inline std::uint64_t load8(const char* p) noexcept {
+    std::uint64_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/// High bit set in every byte of `v` that is zero. Bytes above the first zero
+/// may be flagged spuriously (borrow), which is harmless: callers only ever
+/// look at the lowest flag.
+constexpr std::uint64_t zero_bytes(std::uint64_t v) noexcept {
+    return (v - k_ones) & ~v & k_highs;
+}
+
+/// Flags the bytes a JSON string scanner or writer must look at: '"', '\\',
+/// controls below 0x20 (RFC 8259 §7) and non-ASCII (UTF-8 to validate).
+constexpr std::uint64_t string_specials(std::uint64_t v) noexcept {
+    return (zero_bytes(v ^ (k_ones * 0x22)) | zero_bytes(v ^ (k_ones * 0x5C)) |
+            ((v - k_ones * 0x20) & ~v) | v) &
+           k_highs;
+}
+
+/// First byte in [p, end) that is '"', '\\', < 0x20 or >= 0x80; `end` if none.
+inline const char* find_string_special(const char* p, const char* end) noexcept {
+    if constexpr (k_swar) {
+        while (end - p >= 8) {
+            const std::uint64_t m = string_specials(load8(p));
+            if (m != 0) return p + (std::countr_zero(m) >> 3);
+            p += 8;
+        }
+    }
+    for (; p != end; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) return p;
+    }
+    return end;
+}
+
+/// Length of the well-formed non-ASCII UTF-8 sequence at p (*p >= 0x80), or
+/// 0 when it is ill-formed or truncated. RFC 3629 §4: no overlong forms (C0,
+/// C1, E0 80..9F, F0 80..8F), no UTF-16 surrogates (ED A0..BF), nothing above
+/// U+10FFFF (F4 90.., F5..FF).
+inline std::size_t utf8_sequence(const char* p, const char* end) noexcept {
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    const auto left = static_cast<std::size_t>(end - p);
+    const unsigned c = u[0];
+    auto cont = [](unsigned b) noexcept { return (b & 0xC0u) == 0x80u; };
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return (left >= 2 && cont(u[1])) ? 2 : 0;
+    if (c < 0xF0) {
+        if (left < 3) return 0;
+        const unsigned lo = c == 0xE0 ? 0xA0u : 0x80u;
+        const unsigned hi = c == 0xED ? 0x9Fu : 0xBFu;
+        return (u[1] >= lo && u[1] <= hi && cont(u[2])) ? 3 : 0;
+    }
+    if (c < 0xF5) {
+        if (left < 4) return 0;
+        const unsigned lo = c == 0xF0 ? 0x90u : 0x80u;
+        const unsigned hi = c == 0xF4 ? 0x8Fu : 0xBFu;
+        return (u[1] >= lo && u[1] <= hi && cont(u[2]) && cont(u[3])) ? 4 : 0;
+    }
+    return 0;
+}
+
+/// Number of UTF-8 bytes that encode code point `cp` (cp <= 0x10FFFF).
+constexpr std::size_t utf8_length(std::uint32_t cp) noexcept {
+    return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+/// Writes the UTF-8 encoding of `cp` to out; returns the byte count.
+inline std::size_t encode_utf8(std::uint32_t cp, char* out) noexcept {
+    if (cp < 0x80) {
+        out[0] = static_cast<char>(cp);
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = static_cast<char>(0xC0 | (cp >> 6));
+        out[1] = static_cast<char>(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = static_cast<char>(0xE0 | (cp >> 12));
+        out[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = static_cast<char>(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = static_cast<char>(0xF0 | (cp >> 18));
+    out[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/// Is `s` well-formed UTF-8 (RFC 3629)? (tether::ws has the incremental
+/// validator for frames; this one serves whole strings.)
+inline bool is_valid_utf8(std::string_view s) noexcept {
+    const char* p = s.data();
+    const char* const end = p + s.size();
+    while (p != end) {
+        if constexpr (detail::k_swar) {
+            while (end - p >= 8 && (detail::load8(p) & detail::k_highs) == 0) p += 8;
+            if (p == end) break;
+        }
+        if (static_cast<unsigned char>(*p) < 0x80) {
+            ++p;
+            continue;
+        }
+        const std::size_t n = detail::utf8_sequence(p, end);
+        if (n == 0) return false;
+        p += n;
+    }
+    return true;
+}
+
+}  // namespace detail
+}  // namespace tether::proto

@@ -1,0 +1,461 @@
+// tether/proto/json.hpp — a strict, non-allocating I-JSON validator/scanner.
+//
+// Theory of operation
+// -------------------
+// tether never builds a JSON tree. Every incoming frame is scanned once by a
+// `json_scanner`, which checks the whole text against RFC 8259 plus the
+// I-JSON restrictions of RFC 7493 that PROTOCOL.md §7 adopts:
+//   - the text is UTF-8 (§2.1), checked here with an ASCII fast path;
+//   - no lone surrogate escapes (§2.1);
+//   - no number whose magnitude overflows a double (§2.2; underflow is fine);
+//   - no duplicate member names at any depth (§2.3), compared by decoded
+//     value, so "a" and "\u0061" collide;
+// and, from RFC 8259 itself: whitespace is exactly SP HT LF CR (§2), a BOM is
+// not accepted (§8.1 allows ignoring one; a protocol peer has no excuse to
+// send it), numbers follow the §6 grammar, controls below U+0020 must be
+// escaped (§7). Nesting is bounded by json_config::max_depth.
+//
+// The scanner is iterative (an explicit stack, so a deep document cannot
+// overflow the C++ stack) and owns all of its working memory: the stack of
+// open containers, and a stack of member-name slices for the objects still
+// open. Both grow to the largest document seen and are then reused, so a
+// long-lived scanner does not allocate per document. Names are compared
+// pairwise while an object has at most k_linear_keys members (the common
+// case: a handful); a larger object is checked again when it closes by
+// sorting the indices of its names, O(k log k), so a hostile object with
+// thousands of members cannot make the check quadratic.
+//
+// Two ways in: validate() a whole document, or begin_object() +
+// next_member() to walk the members of a top-level object one by one. The
+// walk hands out each member's decoded name, its JSON type and the exact
+// bytes of its value (fully validated, nested values included); this is what
+// the envelope reader is built on. Views stay valid until the next call on
+// the scanner (decoded names with escapes live in the scanner) and as long
+// as the input text lives.
+#pragma once
+
+#include "detail/json_lex.hpp"
+#include "detail/json_number.hpp"
+#include "detail/utf8.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tether::proto {
+
+struct json_config {
+    /// Maximum nesting of arrays and objects; the top-level container is 1.
+    std::size_t max_depth = 64;
+};
+
+/// One member of the top-level object, as handed out by next_member().
+struct json_member {
+    std::string_view key;      ///< decoded name
+    std::string_view raw_key;  ///< name as written, without the quotes
+    json_type type = json_type::null;
+    std::string_view value;    ///< exact input bytes of the value (strings keep their quotes)
+    bool value_escaped = false;  ///< for strings: the body has escapes to decode
+
+    /// For strings: the body between the quotes, as written.
+    std::string_view string_body() const noexcept {
+        return value.size() >= 2 ? value.substr(1, value.size() - 2) : std::string_view{};
+    }
+};
+
+class json_scanner {
+public:
+    /// Objects with more members than this are checked for duplicates by
+    /// sorting when they close, instead of pairwise as each name arrives.
+    static constexpr std::size_t k_linear_keys = 16;
+
+    explicit json_scanner(json_config cfg = {}) : cfg_(cfg) {
+        stack_.reserve(std::min<std::size_t>(cfg_.max_depth, 64));
+        keys_.reserve(64);
+    }
+
+    const json_config& config() const noexcept { return cfg_; }
+
+    /// Checks that `doc` is exactly one strict I-JSON value (any type).
+    json_error validate(std::string_view doc) noexcept {
+        reset(doc);
+        const char* p = begin_;
+        json_error e = scan_value(p);
+        if (e == json_error::ok) e = finish(p);
+        return e;
+    }
+
+    /// Starts walking a document that must be an object. Returns ok, or the
+    /// error (not_an_object when the text is valid JSON of another type).
+    json_error begin_object(std::string_view doc) noexcept {
+        reset(doc);
+        const char* p = detail::skip_ws(begin_, end_);
+        if (p == end_) return fail(p, json_error::unexpected_end);
+        if (*p != '{') {
+            json_error e = scan_value(p);
+            if (e == json_error::ok) e = finish(p);
+            if (e == json_error::ok) {
+                err_pos_ = detail::skip_ws(begin_, end_);
+                e = json_error::not_an_object;
+            }
+            return err_ = e;
+        }
+        if (cfg_.max_depth == 0) return fail(p, json_error::too_deep);
+        stack_.push_back({0, true});
+        p = detail::skip_ws(p + 1, end_);
+        pos_ = p;
+        if (p != end_ && *p == '}') {
+            ++p;
+            stack_.pop_back();
+            walk_ = walk_state::done;
+            const json_error e = finish(p);
+            if (e != json_error::ok) walk_ = walk_state::failed;
+            return e;
+        }
+        walk_ = walk_state::first;
+        return json_error::ok;
+    }
+
+    /// Next member of the object opened by begin_object(). Returns false at
+    /// the end of the object (error() == ok, the whole text was valid) or on
+    /// an error (error() says which).
+    bool next_member(json_member& m) noexcept {
+        const char* p = pos_;
+        if (walk_ != walk_state::first && walk_ != walk_state::more) return false;
+        if (walk_ == walk_state::more) {
+            p = detail::skip_ws(p, end_);
+            if (p == end_) return walk_fail(p, json_error::unexpected_end);
+            if (*p == '}') {
+                ++p;
+                if (const json_error e = close_object(stack_.back()); e != json_error::ok) {
+                    walk_ = walk_state::failed;
+                    return false;
+                }
+                stack_.pop_back();
+                walk_ = walk_state::done;
+                if (finish(p) != json_error::ok) walk_ = walk_state::failed;
+                return false;
+            }
+            if (*p != ',') return walk_fail(p, json_error::unexpected_char);
+            p = detail::skip_ws(p + 1, end_);
+        }
+        if (const json_error e = scan_key(p); e != json_error::ok) {
+            walk_ = walk_state::failed;
+            return false;
+        }
+        const detail::key_ref& k = keys_.back();
+        p = detail::skip_ws(p, end_);
+        if (p == end_) return walk_fail(p, json_error::unexpected_end);
+        const char* const vbeg = p;
+        m.value_escaped = false;
+        switch (*p) {
+            case '{': m.type = json_type::object; break;
+            case '[': m.type = json_type::array; break;
+            case '"': m.type = json_type::string; break;
+            case 't': case 'f': m.type = json_type::boolean; break;
+            case 'n': m.type = json_type::null; break;
+            default: m.type = json_type::number; break;
+        }
+        if (m.type == json_type::string) {
+            ++p;
+            detail::string_facts f;
+            if (const json_error e = detail::scan_string(p, end_, f); e != json_error::ok)
+                return walk_fail(p, e);
+            ++p;
+            m.value_escaped = f.escaped;
+        } else if (const json_error e = scan_value(p); e != json_error::ok) {
+            walk_ = walk_state::failed;
+            return false;
+        }
+        m.value = {vbeg, static_cast<std::size_t>(p - vbeg)};
+        m.raw_key = k.body();
+        if (k.escaped) {
+            key_scratch_.resize(k.raw_size);
+            const std::size_t n = detail::decode_validated(k.body(), key_scratch_.data());
+            m.key = {key_scratch_.data(), n};
+        } else {
+            m.key = m.raw_key;
+        }
+        pos_ = p;
+        walk_ = walk_state::more;
+        return true;
+    }
+
+    /// The first error met by the last call (ok while a walk is going well).
+    json_error error() const noexcept { return err_; }
+
+    /// Byte offset in the document where error() was detected.
+    std::size_t error_offset() const noexcept {
+        return static_cast<std::size_t>(err_pos_ - begin_);
+    }
+
+private:
+    struct frame {
+        std::size_t key_begin;  ///< first index in keys_ of this object's names
+        bool is_object;
+    };
+    enum class walk_state : std::uint8_t { idle, first, more, done, failed };
+
+    void reset(std::string_view doc) noexcept {
+        begin_ = doc.data();
+        end_ = begin_ + doc.size();
+        pos_ = err_pos_ = begin_;
+        err_ = json_error::ok;
+        walk_ = walk_state::idle;
+        stack_.clear();
+        keys_.clear();
+    }
+
+    json_error fail(const char* at, json_error e) noexcept {
+        err_pos_ = at;
+        err_ = e;
+        return e;
+    }
+
+    bool walk_fail(const char* at, json_error e) noexcept {
+        fail(at, e);
+        walk_ = walk_state::failed;
+        return false;
+    }
+
+    /// After the top-level value: only whitespace may follow.
+    json_error finish(const char* p) noexcept {
+        p = detail::skip_ws(p, end_);
+        if (p != end_) return fail(p, json_error::trailing_data);
+        return json_error::ok;
+    }
+
+    /// Scans `"name" ws ":"` at p (inside an object whose frame is on top),
+    /// records the name and checks it against the earlier names.
+    json_error scan_key(const char*& p) noexcept {
+        if (p == end_) return fail(p, json_error::unexpected_end);
+        if (*p != '"') return fail(p, json_error::unexpected_char);
+        const char* const body = ++p;
+        detail::string_facts f;
+        if (const json_error e = detail::scan_string(p, end_, f); e != json_error::ok)
+            return fail(p, e);
+        const detail::key_ref k{body, static_cast<std::size_t>(p - body), f.decoded_size,
+                                f.escaped};
+        ++p;
+        const std::size_t first = stack_.back().key_begin;
+        const std::size_t index = keys_.size() - first;
+        if (index < k_linear_keys) {
+            for (std::size_t i = first; i < keys_.size(); ++i) {
+                const detail::key_ref& o = keys_[i];
+                if (o.decoded_size == k.decoded_size && detail::compare_keys(o, k) == 0)
+                    return fail(body - 1, json_error::duplicate_key);
+            }
+        }
+        keys_.push_back(k);
+        p = detail::skip_ws(p, end_);
+        if (p == end_) return fail(p, json_error::unexpected_end);
+        if (*p != ':') return fail(p, json_error::unexpected_char);
+        ++p;
+        return json_error::ok;
+    }
+
+    /// Called when an object closes: large objects get the sorted check.
+    json_error close_object(const frame& f) noexcept {
+        const std::size_t n = keys_.size() - f.key_begin;
+        if (n > k_linear_keys) {
+            order_.resize(n);
+            for (std::size_t i = 0; i < n; ++i) order_[i] = f.key_begin + i;
+            std::sort(order_.begin(), order_.end(), [this](std::size_t a, std::size_t b) {
+                return detail::compare_keys(keys_[a], keys_[b]) < 0;
+            });
+            for (std::size_t i = 1; i < n; ++i) {
+                const detail::key_ref& a = keys_[order_[i - 1]];
+                const detail::key_ref& b = keys_[order_[i]];
+                if (detail::compare_keys(a, b) == 0)
+                    return fail(std::max(a.data, b.data) - 1, json_error::duplicate_key);
+            }
+        }
+        keys_.resize(f.key_begin);
+        return json_error::ok;
+    }
+
+    json_error scan_literal(const char*& p, std::string_view lit) noexcept {
+        const auto left = static_cast<std::size_t>(end_ - p);
+        if (left >= lit.size() && std::memcmp(p, lit.data(), lit.size()) == 0) {
+            p += lit.size();
+            return json_error::ok;
+        }
+        if (left < lit.size() && std::memcmp(p, lit.data(), left) == 0)
+            return fail(end_, json_error::unexpected_end);
+        return fail(p, json_error::unexpected_char);
+    }
+
+    /// Scans exactly one value at p (leading whitespace allowed), including
+    /// everything nested in it; leaves p just after it.
+    json_error scan_value(const char*& pp) noexcept {
+        const char* p = pp;
+        const char* const end = end_;
+        const std::size_t base = stack_.size();
+        json_error e = json_error::ok;
+        for (;;) {
+            // A value starts here.
+            p = detail::skip_ws(p, end);
+            if (p == end) return fail(p, json_error::unexpected_end);
+            bool opened = false;
+            switch (*p) {
+                case '{':
+                case '[': {
+                    const bool obj = *p == '{';
+                    if (stack_.size() >= cfg_.max_depth) return fail(p, json_error::too_deep);
+                    stack_.push_back({keys_.size(), obj});
+                    p = detail::skip_ws(p + 1, end);
+                    if (p == end) return fail(p, json_error::unexpected_end);
+                    if (*p == (obj ? '}' : ']')) {
+                        ++p;
+                        stack_.pop_back();
+                    } else {
+                        if (obj && (e = scan_key(p)) != json_error::ok) return e;
+                        opened = true;
+                    }
+                    break;
+                }
+                case '"': {
+                    ++p;
+                    detail::string_facts f;
+                    if ((e = detail::scan_string(p, end, f)) != json_error::ok) return fail(p, e);
+                    ++p;
+                    break;
+                }
+                case 't':
+                    if ((e = scan_literal(p, "true")) != json_error::ok) return e;
+                    break;
+                case 'f':
+                    if ((e = scan_literal(p, "false")) != json_error::ok) return e;
+                    break;
+                case 'n':
+                    if ((e = scan_literal(p, "null")) != json_error::ok) return e;
+                    break;
+                case '-': case '0': case '1': case '2': case '3': case '4':
+                case '5': case '6': case '7': case '8': case '9':
+                    if ((e = detail::scan_number(p, end)) != json_error::ok) return fail(p, e);
+                    break;
+                default:
+                    return fail(p, json_error::unexpected_char);
+            }
+            if (opened) continue;
+            // A value ended: close containers until one wants another value.
+            for (;;) {
+                if (stack_.size() == base) {
+                    pp = p;
+                    return json_error::ok;
+                }
+                p = detail::skip_ws(p, end);
+                if (p == end) return fail(p, json_error::unexpected_end);
+                const frame& top = stack_.back();
+                if (*p == ',') {
+                    ++p;
+                    if (top.is_object) {
+                        p = detail::skip_ws(p, end);
+                        if ((e = scan_key(p)) != json_error::ok) return e;
+                    }
+                    break;
+                }
+                if (*p == (top.is_object ? '}' : ']')) {
+                    ++p;
+                    if (top.is_object && (e = close_object(top)) != json_error::ok) return e;
+                    stack_.pop_back();
+                    continue;
+                }
+                return fail(p, json_error::unexpected_char);
+            }
+        }
+    }
+
+    json_config cfg_;
+    std::vector<frame> stack_;
+    std::vector<detail::key_ref> keys_;
+    std::vector<std::size_t> order_;
+    std::string key_scratch_;
+    const char* begin_ = nullptr;
+    const char* end_ = nullptr;
+    const char* pos_ = nullptr;
+    const char* err_pos_ = nullptr;
+    json_error err_ = json_error::ok;
+    walk_state walk_ = walk_state::idle;
+};
+
+/// Validates and decodes a string body (the text between the quotes) into
+/// `out`, replacing its contents. False (out unspecified) if the body is not
+/// a valid I-JSON string body: raw '"', bad escapes, lone surrogates, raw
+/// controls, invalid UTF-8.
+inline bool decode_json_string(std::string_view body, std::string& out) {
+    const char* p = body.data();
+    detail::string_facts f;
+    if (detail::scan_string<true>(p, body.data() + body.size(), f) != json_error::ok) return false;
+    out.resize(f.decoded_size);
+    if (f.decoded_size != 0) detail::decode_validated(body, out.data());
+    return true;
+}
+
+/// Same into a caller-owned buffer; a buffer of body.size() bytes always
+/// suffices. On success `written` is the decoded length; false if the body
+/// is invalid or `out` is too small.
+inline bool decode_json_string(std::string_view body, std::span<char> out,
+                               std::size_t& written) noexcept {
+    const char* p = body.data();
+    detail::string_facts f;
+    if (detail::scan_string<true>(p, body.data() + body.size(), f) != json_error::ok) return false;
+    if (f.decoded_size > out.size()) return false;
+    written = detail::decode_validated(body, out.data());
+    return true;
+}
+
+/// Appends `s` to `out` as a quoted JSON string: '"' and '\\' are escaped,
+/// controls below 0x20 become \b \f \n \r \t or \u00XX, everything else
+/// (UTF-8 included, and '/') is copied as is. Bytes that are not valid UTF-8
+/// are replaced by U+FFFD, one per byte, so the output is always I-JSON.
+inline void append_json_string(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    const char* p = s.data();
+    const char* const end = p + s.size();
+    out.push_back('"');
+    while (p != end) {
+        const char* q = detail::find_string_special(p, end);
+        out.append(p, static_cast<std::size_t>(q - p));
+        p = q;
+        if (p == end) break;
+        const auto c = static_cast<unsigned char>(*p);
+        if (c >= 0x80) {
+            const std::size_t n = detail::utf8_sequence(p, end);
+            if (n == 0) {
+                out.append("\xEF\xBF\xBD");
+                ++p;
+            } else {
+                out.append(p, n);
+                p += n;
+            }
+            continue;
+        }
+        ++p;
+        char esc = 0;
+        switch (c) {
+            case '"': esc = '"'; break;
+            case '\\': esc = '\\'; break;
+            case '\b': esc = 'b'; break;
+            case '\f': esc = 'f'; break;
+            case '\n': esc = 'n'; break;
+            case '\r': esc = 'r'; break;
+            case '\t': esc = 't'; break;
+            default: break;
+        }
+        if (esc != 0) {
+            const char two[2] = {'\\', esc};
+            out.append(two, 2);
+        } else {
+            const char six[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            out.append(six, 6);
+        }
+    }
+    out.push_back('"');
+}
+
+}  // namespace tether::proto

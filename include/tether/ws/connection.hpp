@@ -1,0 +1,739 @@
+// tether/ws/connection.hpp — one RFC 6455 connection, either role, Sans-IO.
+//
+// Theory of operation
+// -------------------
+// A connection is a state machine over one byte stream. It never touches a
+// socket or a clock: the caller moves bytes in and out and passes `now`.
+//
+//   handshake ──(server: request parsed)──▶ awaiting_accept ──accept()──▶ open
+//      │ (client: valid 101)────────────────────────────────────────────▶ open
+//      │                                            close() ◀────────────┤
+//      ▼                                               ▼                 │
+//   closed ◀──(peer close, failure, timeout, transport closed)── closing ┘
+//
+// Input is parsed lazily: handle_bytes()/handle_read() only store bytes;
+// poll_event() decodes until it has something to report. A data frame that
+// carries a whole message and fits in the zero-copy window
+// (config::max_frame_buffer) is unmasked and UTF-8-checked in place, in the
+// input buffer, while it arrives — so an invalid sequence fails the
+// connection as soon as it is seen — and is handed out as a view. Fragments
+// and larger frames stream into the message buffer chunk by chunk.
+//
+// Drain order, after every handle_* call or command:
+//   1. poll_event() until it returns nothing (events may reference the input
+//      buffer: a view stays valid until the next call on the connection);
+//   2. write pending_output() / gather_output() and consume_output(n);
+//   3. once a `closed` event was seen and the output is drained, close the
+//      transport;
+//   4. arm a timer for next_deadline() and call handle_timeout(now) then.
+//
+// Peer violations are not errors returned to the caller: they become a
+// `failed` event carrying the close code (1002, 1007, 1009, or an HTTP
+// status during the handshake) followed by `closed`. Local misuse — sending
+// before open or after close, a bound the caller configured — returns a
+// std::error_code of category tether.ws.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "tether/core/random.hpp"
+#include "tether/core/time.hpp"
+#include "tether/ws/close_code.hpp"
+#include "tether/ws/error.hpp"
+#include "tether/ws/frame.hpp"
+#include "tether/ws/handshake.hpp"
+#include "tether/ws/http.hpp"
+#include "tether/ws/mask.hpp"
+#include "tether/ws/message_sequence.hpp"
+#include "tether/ws/output_queue.hpp"
+#include "tether/ws/shared_frame.hpp"
+#include "tether/ws/utf8.hpp"
+
+namespace tether::ws {
+
+struct config {
+    /// Largest message accepted from the peer, in payload bytes (inclusive).
+    /// One byte more fails the connection with 1009, decided from the frame
+    /// header before the payload is buffered.
+    std::size_t max_message_bytes = 16u << 20;
+    /// Single-frame messages up to this size are delivered in place, without a
+    /// copy; the input buffer never holds more than this plus one read.
+    std::size_t max_frame_buffer = 64u << 10;
+    /// Bound on the HTTP header block (request or response).
+    std::size_t max_header_bytes = 8192;
+    /// Bound on queued output. Sends past it return error::output_full.
+    std::size_t max_output_bytes = 64u << 20;
+    /// How long to wait for the peer's close frame after sending ours.
+    duration close_timeout = std::chrono::seconds(5);
+    /// How long the opening handshake may take (slowloris protection).
+    duration handshake_timeout = std::chrono::seconds(10);
+    /// Answer pings with pongs automatically (RFC 6455 §5.5.2).
+    bool auto_pong = true;
+    /// Check that send_text() is given UTF-8 (the peer would fail us with 1007).
+    bool validate_outgoing_utf8 = true;
+    /// Seed of the connection's random source (client: masking keys and the
+    /// Sec-WebSocket-Key). Seed from real entropy in production.
+    std::uint64_t seed = 0;
+    /// Client: subprotocols offered, in preference order.
+    std::vector<std::string> subprotocols;
+};
+
+enum class state : std::uint8_t { handshake, awaiting_accept, open, closing, closed };
+
+enum class event_type : std::uint8_t {
+    upgrade_request,  ///< server: request() is ready; call accept() or reject()
+    open,             ///< the handshake completed; messages may flow
+    message,          ///< a complete text or binary message in `data`
+    ping,             ///< a ping arrived (already answered when auto_pong)
+    pong,             ///< a pong arrived
+    close_received,   ///< the peer sent a close frame: `code`, `reason`
+    failed,           ///< the peer broke the protocol: `code` (or `http_status`), `reason`
+    closed,           ///< the connection is over: flush output, then close the transport
+};
+
+struct event {
+    event_type type = event_type::closed;
+    bool is_text = false;
+    std::span<const std::uint8_t> data;  ///< message / ping / pong payload
+    close_code code = close_code::none;
+    std::string_view reason;  ///< close reason, or why the connection failed
+    int http_status = 0;      ///< handshake failures: the HTTP status involved
+
+    std::string_view text() const noexcept {
+        return {reinterpret_cast<const char*>(data.data()), data.size()};
+    }
+};
+
+class connection {
+public:
+    // ---- construction -------------------------------------------------------
+
+    /// A server-side connection; it expects an HTTP upgrade request first.
+    static connection server(time_point now, config cfg) {
+        connection c(role::server, std::move(cfg));
+        c.handshake_deadline_ = now + c.cfg_.handshake_timeout;
+        return c;
+    }
+
+    /// A client-side connection; the upgrade request is queued as output at
+    /// once. `host` is the Host header ("example.com:8080"), `target` the
+    /// request target ("/chat?session_id=…").
+    static connection client(time_point now, config cfg, std::string_view host, std::string_view target,
+                             std::span<const http_header> extra_headers = {}) {
+        connection c(role::client, std::move(cfg));
+        c.handshake_deadline_ = now + c.cfg_.handshake_timeout;
+        const std::string req =
+            c.client_hs_.build_request(host, target, c.cfg_.subprotocols, extra_headers, c.rng_);
+        c.out_.append_own(as_bytes(req));
+        return c;
+    }
+
+    connection(connection&&) noexcept = default;
+    connection& operator=(connection&&) noexcept = default;
+
+    // ---- getters --------------------------------------------------------------
+
+    ws::role role() const noexcept { return role_; }
+    ws::state state() const noexcept { return st_; }
+    /// Server: the upgrade request, valid from the upgrade_request event on.
+    const http_request& request() const noexcept { return req_parser_.request(); }
+    /// The negotiated subprotocol (empty: none).
+    std::string_view subprotocol() const noexcept { return subprotocol_; }
+    /// Bytes queued for the transport.
+    std::size_t buffered_output() const noexcept { return out_.size(); }
+    /// When handle_timeout() must be called next (tether::never if no timer).
+    time_point next_deadline() const noexcept {
+        if (st_ == state::handshake || st_ == state::awaiting_accept) return handshake_deadline_;
+        if (st_ == state::closing) return close_deadline_;
+        return never;
+    }
+    const config& cfg() const noexcept { return cfg_; }
+
+    // ---- inputs -----------------------------------------------------------------
+
+    /// Zero-copy reads: a writable region at the end of the input buffer, at
+    /// least `min_size` bytes when the bound allows. Read into it, then call
+    /// handle_read(now, n). Empty when the input bound is reached: drain
+    /// poll_event() first.
+    std::span<std::uint8_t> read_buffer(std::size_t min_size = 4096) {
+        make_room(min_size);
+        return {in_.data() + in_end_, in_.size() - in_end_};
+    }
+
+    void handle_read(time_point now, std::size_t n) noexcept {
+        (void)now;
+        if (n > in_.size() - in_end_) n = in_.size() - in_end_;
+        in_end_ += n;
+    }
+
+    /// Copy bytes in. Returns how many were taken: all of them unless the
+    /// input bound was reached, in which case drain poll_event() and call
+    /// again with the rest. Bytes after `closed` are ignored (and taken).
+    std::size_t handle_bytes(time_point now, std::span<const std::uint8_t> bytes) {
+        if (st_ == state::closed) return bytes.size();
+        std::size_t taken = 0;
+        while (taken < bytes.size()) {
+            auto room = read_buffer(bytes.size() - taken);
+            if (room.empty()) break;
+            const std::size_t n = room.size() < bytes.size() - taken ? room.size() : bytes.size() - taken;
+            std::memcpy(room.data(), bytes.data() + taken, n);
+            handle_read(now, n);
+            taken += n;
+        }
+        return taken;
+    }
+    std::size_t handle_bytes(time_point now, std::string_view bytes) { return handle_bytes(now, as_bytes(bytes)); }
+
+    /// The transport was closed (EOF, reset). Without a completed close
+    /// handshake this is an abnormal closure (1006).
+    void handle_transport_closed(time_point now) noexcept {
+        (void)now;
+        if (st_ == state::closed) return;
+        enter_closed(close_code::abnormal, "transport closed");
+    }
+
+    void handle_timeout(time_point now) noexcept {
+        if (st_ == state::closed) return;
+        if (now >= next_deadline()) {
+            enter_closed(close_code::abnormal,
+                         st_ == state::closing ? "close handshake timed out" : "opening handshake timed out");
+        }
+    }
+
+    // ---- application commands ----------------------------------------------------
+
+    /// Server: accept the upgrade. `subprotocol` must be empty or one the
+    /// client offered (see offered_subprotocols()).
+    std::error_code accept(std::string_view subprotocol = {}, std::span<const http_header> extra_headers = {}) {
+        if (role_ != role::server || st_ != state::awaiting_accept) return error::wrong_state;
+        if (!subprotocol.empty()) {
+            bool offered = false;
+            for (const auto& p : upgrade_.offered_subprotocols) offered = offered || p == subprotocol;
+            if (!offered) return error::bad_argument;
+        }
+        subprotocol_ = std::string(subprotocol);
+        std::string resp;
+        write_accept_response(resp, upgrade_key_, subprotocol_, extra_headers);
+        out_.append_own(as_bytes(resp));
+        st_ = state::open;
+        push_event(make_event(event_type::open));
+        return {};
+    }
+
+    /// Server: the subprotocols the client offered, in its order.
+    std::span<const std::string> offered_subprotocols() const noexcept { return upgrade_.offered_subprotocols; }
+
+    /// Server: refuse the upgrade with an HTTP status (401, 403, …).
+    std::error_code reject(int status, std::string_view body = {}, std::span<const http_header> extra_headers = {}) {
+        if (role_ != role::server || st_ != state::awaiting_accept) return error::wrong_state;
+        if (status < 300 || status > 599) return error::bad_argument;
+        std::string resp;
+        write_reject_response(resp, status, body, extra_headers);
+        out_.append_own(as_bytes(resp));
+        enter_closed(close_code::abnormal, "upgrade rejected", status);
+        return {};
+    }
+
+    std::error_code send_text(std::string_view text) {
+        if (cfg_.validate_outgoing_utf8 && !is_valid_utf8(text)) return error::invalid_utf8;
+        return send_frame(opcode::text, as_bytes(text), true);
+    }
+    std::error_code send_binary(std::span<const std::uint8_t> bytes) {
+        return send_frame(opcode::binary, bytes, true);
+    }
+
+    /// Send one data frame: text/binary opens a message, continuation goes on
+    /// with it; fin ends it. Local misuse of the sequence is error::wrong_state.
+    std::error_code send_frame(opcode op, std::span<const std::uint8_t> payload, bool fin) {
+        if (auto ec = check_can_send()) return ec;
+        if (is_control(op)) return error::bad_argument;
+        const auto step = next_message_state(out_msg_state_, op, fin);
+        if (!step.allowed) return error::wrong_state;
+        if (auto ec = write_frame(op, payload, fin, false)) return ec;
+        out_msg_state_ = step.next;
+        return {};
+    }
+
+    /// Server: queue a frame built once by make_shared_frame() (a broadcast).
+    /// Only whole messages: it must not interleave with a fragmented send.
+    std::error_code send_shared(const shared_frame& frame) {
+        if (auto ec = check_can_send()) return ec;
+        if (role_ != role::server) return error::wrong_state;
+        if (out_msg_state_ != message_state::idle) return error::wrong_state;
+        if (out_.size() + frame.size() > cfg_.max_output_bytes) return error::output_full;
+        out_.append_shared(frame);
+        return {};
+    }
+
+    std::error_code ping(std::span<const std::uint8_t> payload = {}) {
+        if (auto ec = check_can_send()) return ec;
+        if (payload.size() > max_control_payload) return error::control_too_big;
+        return write_frame(opcode::ping, payload, true, false);
+    }
+
+    std::error_code pong(std::span<const std::uint8_t> payload = {}) {
+        if (auto ec = check_can_send()) return ec;
+        if (payload.size() > max_control_payload) return error::control_too_big;
+        return write_frame(opcode::pong, payload, true, false);
+    }
+
+    /// Start the closing handshake (RFC 6455 §7.1.2). The peer's close frame
+    /// is awaited for config::close_timeout.
+    std::error_code close(time_point now, close_code code = close_code::normal, std::string_view reason = {}) {
+        if (st_ == state::handshake || st_ == state::awaiting_accept) return error::not_open;
+        if (st_ == state::closed) return error::closed;
+        if (close_sent_) return error::closing;
+        if (code != close_code::none && !is_valid_wire_code(to_int(code))) return error::bad_close_code;
+        if (code == close_code::none && !reason.empty()) return error::bad_argument;
+        if (reason.size() > 123) return error::reason_too_long;
+        if (!is_valid_utf8(reason)) return error::invalid_utf8;
+        write_close(code, reason);
+        st_ = state::closing;
+        close_deadline_ = now + cfg_.close_timeout;
+        return {};
+    }
+
+    // ---- outputs ----------------------------------------------------------------
+
+    /// The next event, or nothing when there is nothing more to report until
+    /// more input arrives. Views in the event are valid until the next call
+    /// on this connection.
+    std::optional<event> poll_event() {
+        if (auto e = pop_event()) return e;
+        switch (st_) {
+            case state::handshake:
+                return role_ == role::server ? poll_request() : poll_response();
+            case state::open:
+            case state::closing:
+                return poll_frames();
+            case state::awaiting_accept:
+            case state::closed:
+                return std::nullopt;
+        }
+        return std::nullopt;
+    }
+
+    /// The first contiguous run of output bytes.
+    std::span<const std::uint8_t> pending_output() const noexcept { return out_.front(); }
+    /// Several runs at once, for a gathering write; returns how many.
+    std::size_t gather_output(std::span<std::span<const std::uint8_t>> runs) const noexcept {
+        return out_.gather(runs);
+    }
+    /// Release `n` bytes the transport took.
+    void consume_output(std::size_t n) noexcept { out_.consume(n); }
+
+    /// Frame `payload` once as an unmasked server frame that many
+    /// connections can queue with send_shared(). Empty on allocation failure.
+    static shared_frame make_shared_frame(opcode op, std::span<const std::uint8_t> payload) noexcept {
+        const std::size_t hs = frame_header_size(payload.size(), false);
+        shared_frame f = shared_frame::allocate(hs + payload.size());
+        if (!f) return f;
+        write_frame_header(f.data(), true, op, payload.size(), nullptr);
+        if (!payload.empty()) std::memcpy(f.data() + hs, payload.data(), payload.size());
+        return f;
+    }
+    static shared_frame make_shared_frame(std::string_view text) noexcept {
+        return make_shared_frame(opcode::text, as_bytes(text));
+    }
+
+private:
+    connection(ws::role r, config cfg)
+        : role_(r), cfg_(std::move(cfg)), rng_(cfg_.seed), req_parser_(cfg_.max_header_bytes),
+          resp_parser_(cfg_.max_header_bytes) {}
+
+    static event make_event(event_type t) noexcept {
+        event e;
+        e.type = t;
+        return e;
+    }
+
+    static std::span<const std::uint8_t> as_bytes(std::string_view s) noexcept {
+        return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+    }
+
+    // -- input buffer -----------------------------------------------------------
+
+    // The bound: one zero-copy frame (or one header block) plus one read.
+    std::size_t input_limit() const noexcept {
+        const std::size_t window = cfg_.max_frame_buffer > cfg_.max_header_bytes ? cfg_.max_frame_buffer
+                                                                                : cfg_.max_header_bytes;
+        return window + max_frame_header_size + read_slack;
+    }
+
+    void make_room(std::size_t want) {
+        if (in_begin_ == in_end_) {
+            in_begin_ = in_end_ = 0;
+        } else if (in_begin_ > 0 && in_.size() - in_end_ < want) {
+            std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+            in_end_ -= in_begin_;
+            in_begin_ = 0;
+        }
+        if (in_.size() - in_end_ >= want) return;
+        std::size_t cap = in_.size() ? in_.size() * 2 : 4096;
+        while (cap < in_end_ + want) cap *= 2;
+        const std::size_t limit = input_limit();
+        if (cap > limit) cap = limit;
+        if (cap > in_.size()) in_.resize(cap);
+    }
+
+    std::span<std::uint8_t> unread() noexcept { return {in_.data() + in_begin_, in_end_ - in_begin_}; }
+
+    // -- events -------------------------------------------------------------------
+
+    void push_event(const event& e) noexcept {
+        // At most a handful are ever pending (e.g. failed + closed); the ring
+        // is sized so this cannot overflow.
+        events_[(ev_head_ + ev_count_) % events_.size()] = e;
+        ++ev_count_;
+    }
+
+    std::optional<event> pop_event() noexcept {
+        if (ev_count_ == 0) return std::nullopt;
+        event e = events_[ev_head_];
+        ev_head_ = (ev_head_ + 1) % events_.size();
+        --ev_count_;
+        return e;
+    }
+
+    void enter_closed(close_code code, const char* why, int http_status = 0) noexcept {
+        st_ = state::closed;
+        in_begin_ = in_end_ = 0;
+        event e = make_event(event_type::closed);
+        e.code = code;
+        e.reason = why;
+        e.http_status = http_status;
+        push_event(e);
+    }
+
+    /// Fail the WebSocket connection (RFC 6455 §7.1.7): send a close frame
+    /// with `code` if none was sent yet, report `failed`, then `closed`.
+    std::optional<event> fail(close_code code, const char* why) {
+        if (!close_sent_) write_close(code, why);
+        event e = make_event(event_type::failed);
+        e.code = code;
+        e.reason = why;
+        enter_closed(code, why);
+        return e;
+    }
+
+    // -- handshake ------------------------------------------------------------------
+
+    std::optional<event> poll_request() {
+        auto bytes = unread();
+        if (bytes.empty()) return std::nullopt;
+        const auto r = req_parser_.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        if (r.status == http_parse_status::need_more) {
+            in_begin_ = in_end_;
+            return std::nullopt;
+        }
+        if (r.status == http_parse_status::error) return refuse_upgrade(r.http_status, "malformed upgrade request");
+        in_begin_ += r.consumed;
+        upgrade_ = check_upgrade(req_parser_.request());
+        if (upgrade_.status != 0) return refuse_upgrade(upgrade_.status, upgrade_.why);
+        upgrade_key_ = std::string(upgrade_.key);
+        st_ = state::awaiting_accept;
+        return make_event(event_type::upgrade_request);
+    }
+
+    std::optional<event> refuse_upgrade(int status, std::string_view why) {
+        std::string resp;
+        write_reject_response(resp, status, why);
+        out_.append_own(as_bytes(resp));
+        event e = make_event(event_type::failed);
+        e.http_status = status;
+        e.code = close_code::abnormal;
+        e.reason = why;
+        enter_closed(close_code::abnormal, "upgrade refused", status);
+        return e;
+    }
+
+    std::optional<event> poll_response() {
+        auto bytes = unread();
+        if (bytes.empty()) return std::nullopt;
+        const auto r = resp_parser_.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        if (r.status == http_parse_status::need_more) {
+            in_begin_ = in_end_;
+            return std::nullopt;
+        }
+        event e = make_event(event_type::failed);
+        e.code = close_code::abnormal;
+        if (r.status == http_parse_status::error) {
+            e.reason = "malformed upgrade response";
+            enter_closed(close_code::abnormal, "upgrade failed");
+            return e;
+        }
+        in_begin_ += r.consumed;
+        const http_response& res = resp_parser_.response();
+        if (const auto ec = client_hs_.validate(res)) {
+            e.http_status = res.status;
+            e.reason = handshake_error_reason(ec);
+            enter_closed(close_code::abnormal, "upgrade failed", res.status);
+            return e;
+        }
+        subprotocol_ = std::string(client_hs_.selected_subprotocol());
+        st_ = state::open;
+        return make_event(event_type::open);
+    }
+
+    // The category's message() returns a std::string; the event needs a view
+    // that outlives this call, so map to static text.
+    static std::string_view handshake_error_reason(const std::error_code& ec) noexcept {
+        if (ec.category() != handshake_error_category()) return "handshake failed";
+        switch (static_cast<handshake_error>(ec.value())) {
+            case handshake_error::bad_status: return "upgrade refused (not 101)";
+            case handshake_error::no_upgrade: return "101 without Upgrade: websocket";
+            case handshake_error::no_connection: return "101 without Connection: upgrade";
+            case handshake_error::no_accept: return "101 without Sec-WebSocket-Accept";
+            case handshake_error::bad_accept: return "wrong Sec-WebSocket-Accept";
+            case handshake_error::bad_subprotocol: return "subprotocol not offered";
+            case handshake_error::unexpected_extension: return "extension not offered";
+            default: return "handshake failed";
+        }
+    }
+
+    // -- frames ---------------------------------------------------------------------
+
+    std::optional<event> poll_frames() {
+        for (;;) {
+            if (!in_frame_) {
+                if (auto e = start_frame()) return e;
+                if (!in_frame_) return std::nullopt;  // need more bytes
+            }
+            if (is_control(fh_.op)) {
+                if (in_end_ - in_begin_ < fh_.payload_size) return std::nullopt;
+                return finish_control_frame();
+            }
+            if (in_place_) {
+                auto e = advance_in_place();
+                if (e || in_frame_) return e;
+            } else {
+                auto e = advance_streamed();
+                if (e || in_frame_) return e;
+            }
+        }
+    }
+
+    /// Read and vet the next header. Returns an event only on failure.
+    std::optional<event> start_frame() {
+        const auto r = parse_frame_header(unread(), role_, fh_);
+        if (r.status == header_status::need_more) return std::nullopt;
+        if (r.status == header_status::invalid) return fail(r.code, r.why);
+        const auto step = next_message_state(in_msg_state_, fh_.op, fh_.fin);
+        if (!step.allowed) return fail(close_code::protocol_error, step.why);
+        if (!is_control(fh_.op)) {
+            const bool starts = fh_.op != opcode::continuation;
+            const std::uint64_t so_far = starts ? 0 : msg_.size();
+            // PROTOCOL.md §7 / RFC 6455 §10.4: refuse before buffering.
+            if (fh_.payload_size > cfg_.max_message_bytes - so_far)
+                return fail(close_code::message_too_big, "message too big");
+            if (starts) {
+                msg_is_text_ = fh_.op == opcode::text;
+                msg_.clear();
+                utf8_.reset();
+            }
+            // Zero-copy only for a whole message in one frame that fits the window.
+            in_place_ = starts && fh_.fin && fh_.header_size + fh_.payload_size <= cfg_.max_frame_buffer;
+            in_msg_state_ = step.next;
+        }
+        in_begin_ += fh_.header_size;
+        in_frame_ = true;
+        frame_done_ = 0;
+        return std::nullopt;
+    }
+
+    // Unmask and check whatever part of the in-place frame has arrived, so
+    // that invalid UTF-8 fails the connection without waiting for the rest.
+    std::optional<event> advance_in_place() {
+        const std::size_t avail = in_end_ - in_begin_;
+        const std::size_t have = avail < fh_.payload_size ? avail : static_cast<std::size_t>(fh_.payload_size);
+        if (have > frame_done_) {
+            std::span<std::uint8_t> fresh{in_.data() + in_begin_ + frame_done_, have - frame_done_};
+            if (fh_.masked) apply_mask(fresh, fh_.mask, frame_done_ % 4);
+            if (msg_is_text_ && !utf8_.feed(fresh)) return fail(close_code::invalid_payload, "invalid UTF-8");
+            frame_done_ = have;
+        }
+        if (frame_done_ < fh_.payload_size) return std::nullopt;
+        if (msg_is_text_ && !utf8_.complete()) return fail(close_code::invalid_payload, "invalid UTF-8");
+        event e = make_event(event_type::message);
+        e.is_text = msg_is_text_;
+        e.data = {in_.data() + in_begin_, static_cast<std::size_t>(fh_.payload_size)};
+        in_begin_ += static_cast<std::size_t>(fh_.payload_size);
+        in_frame_ = false;
+        return e;
+    }
+
+    // Move whatever has arrived of a fragment (or an oversize frame) into the
+    // message buffer, checking UTF-8 as it goes.
+    std::optional<event> advance_streamed() {
+        const std::size_t avail = in_end_ - in_begin_;
+        const std::uint64_t left = fh_.payload_size - frame_done_;
+        const std::size_t n = avail < left ? avail : static_cast<std::size_t>(left);
+        if (n > 0) {
+            std::span<std::uint8_t> chunk{in_.data() + in_begin_, n};
+            if (fh_.masked) apply_mask(chunk, fh_.mask, frame_done_ % 4);
+            if (msg_is_text_ && !utf8_.feed(chunk)) return fail(close_code::invalid_payload, "invalid UTF-8");
+            msg_.insert(msg_.end(), chunk.begin(), chunk.end());
+            in_begin_ += n;
+            frame_done_ += n;
+        }
+        if (frame_done_ < fh_.payload_size) return std::nullopt;
+        in_frame_ = false;
+        if (!fh_.fin) return std::nullopt;
+        if (msg_is_text_ && !utf8_.complete()) return fail(close_code::invalid_payload, "invalid UTF-8");
+        event e = make_event(event_type::message);
+        e.is_text = msg_is_text_;
+        e.data = {msg_.data(), msg_.size()};
+        return e;
+    }
+
+    std::optional<event> finish_control_frame() {
+        const std::size_t n = static_cast<std::size_t>(fh_.payload_size);
+        std::span<std::uint8_t> payload{in_.data() + in_begin_, n};
+        if (fh_.masked) apply_mask(payload, fh_.mask, 0);
+        in_begin_ += n;
+        in_frame_ = false;
+        event e;
+        e.data = payload;
+        switch (fh_.op) {
+            case opcode::ping:
+                // §5.5.2: answer with the same payload, unless our close is
+                // already out. Pongs count against the output bound; past it a
+                // pong is dropped, which §5.5.3 allows (only the latest ping
+                // needs an answer) and which stops a ping flood from growing
+                // the queue of a peer that does not read.
+                if (cfg_.auto_pong && !close_sent_) (void)write_frame(opcode::pong, payload, true, false);
+                e.type = event_type::ping;
+                return e;
+            case opcode::pong:
+                e.type = event_type::pong;
+                return e;
+            default:
+                return handle_close_frame(payload);
+        }
+    }
+
+    std::optional<event> handle_close_frame(std::span<const std::uint8_t> payload) {
+        // §5.5.1: a body, if present, starts with a 2-byte code; the rest is
+        // UTF-8 (§8.1). §7.4: some codes must never be sent.
+        close_code code = close_code::none;
+        std::string_view reason;
+        if (payload.size() == 1) return fail(close_code::protocol_error, "close frame with 1-byte body");
+        if (payload.size() >= 2) {
+            const auto raw = static_cast<std::uint16_t>((payload[0] << 8) | payload[1]);
+            if (!is_valid_wire_code(raw)) return fail(close_code::protocol_error, "invalid close code");
+            code = static_cast<close_code>(raw);
+            reason = {reinterpret_cast<const char*>(payload.data() + 2), payload.size() - 2};
+            if (!is_valid_utf8(reason)) return fail(close_code::invalid_payload, "close reason not UTF-8");
+        }
+        close_received_ = true;
+        // §5.5.1: "it MUST send a Close frame in response", echoing the code.
+        if (!close_sent_) write_close(code, {});
+        event e = make_event(event_type::close_received);
+        e.code = code;
+        e.reason = reason;
+        enter_closed(code == close_code::none ? close_code::no_status : code, "closed");
+        return e;
+    }
+
+    // -- output -------------------------------------------------------------------
+
+    std::error_code check_can_send() const noexcept {
+        switch (st_) {
+            case state::handshake:
+            case state::awaiting_accept: return error::not_open;
+            case state::closing: return error::closing;
+            case state::closed: return close_sent_ || close_received_ ? error::closing : error::closed;
+            case state::open: return {};
+        }
+        return error::closed;
+    }
+
+    std::error_code write_frame(opcode op, std::span<const std::uint8_t> payload, bool fin, bool force) {
+        if (!is_control(op) && payload.size() > cfg_.max_message_bytes) return error::message_too_big;
+        const bool masked = role_ == role::client;
+        const std::size_t hs = frame_header_size(payload.size(), masked);
+        if (!force && out_.size() + hs + payload.size() > cfg_.max_output_bytes) return error::output_full;
+        std::array<std::uint8_t, 4> key{};
+        if (masked) {
+            const std::uint32_t k = rng_.next_u32();
+            std::memcpy(key.data(), &k, 4);
+        }
+        std::uint8_t* p = out_.append_own(hs + payload.size());
+        write_frame_header(p, fin, op, payload.size(), masked ? &key : nullptr);
+        if (payload.empty()) return {};
+        if (masked) {
+            mask_copy({p + hs, payload.size()}, payload, key, 0);
+        } else {
+            std::memcpy(p + hs, payload.data(), payload.size());
+        }
+        return {};
+    }
+
+    void write_close(close_code code, std::string_view reason) {
+        std::array<std::uint8_t, 125> body{};
+        std::size_t n = 0;
+        if (code != close_code::none && code != close_code::no_status && code != close_code::abnormal) {
+            body[0] = static_cast<std::uint8_t>(to_int(code) >> 8);
+            body[1] = static_cast<std::uint8_t>(to_int(code));
+            n = 2;
+            const std::size_t r = reason.size() < 123 ? reason.size() : 123;
+            std::memcpy(body.data() + 2, reason.data(), r);
+            n += r;
+        }
+        (void)write_frame(opcode::close, {body.data(), n}, true, true);
+        close_sent_ = true;
+    }
+
+    static constexpr std::size_t read_slack = 16u << 10;
+
+    ws::role role_;
+    ws::state st_ = state::handshake;
+    config cfg_;
+    rng rng_;
+
+    // handshake
+    http_request_parser req_parser_;
+    http_response_parser resp_parser_;
+    upgrade_check upgrade_;
+    std::string upgrade_key_;
+    client_handshake client_hs_;
+    std::string subprotocol_;
+    time_point handshake_deadline_ = never;
+
+    // input
+    std::vector<std::uint8_t> in_;
+    std::size_t in_begin_ = 0;
+    std::size_t in_end_ = 0;
+    frame_header fh_{};
+    bool in_frame_ = false;
+    bool in_place_ = false;
+    std::uint64_t frame_done_ = 0;  // payload bytes of the current frame already unmasked
+    message_state in_msg_state_ = message_state::idle;
+    bool msg_is_text_ = false;
+    utf8_validator utf8_;
+    std::vector<std::uint8_t> msg_;
+
+    // output
+    output_queue out_;
+    message_state out_msg_state_ = message_state::idle;
+    bool close_sent_ = false;
+    bool close_received_ = false;
+    time_point close_deadline_ = never;
+
+    // events
+    std::array<event, 4> events_{};
+    std::size_t ev_head_ = 0;
+    std::size_t ev_count_ = 0;
+};
+
+}  // namespace tether::ws

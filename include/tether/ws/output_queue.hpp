@@ -1,0 +1,167 @@
+// tether/ws/output_queue.hpp — bytes waiting to be written to the transport.
+//
+// Theory of operation: the queue is a ring of segments. A segment either
+// refers to a range of the queue's own contiguous byte buffer (frames this
+// connection built: handshake responses, pongs, client-masked frames) or
+// holds a reference to a shared_frame (a broadcast framed once for many
+// connections). The caller reads the front with front() — or several
+// segments at once with gather() for writev — and releases what the socket
+// took with consume(n), so partial writes need no copying. In steady state
+// nothing is allocated: both the ring and the own buffer are reused.
+//
+// The queue itself does not enforce a bound; the connection checks
+// size() against its configured max_output_bytes before appending, so that
+// overflow is reported to the caller as error::output_full.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "tether/ws/shared_frame.hpp"
+
+namespace tether::ws {
+
+class output_queue {
+public:
+    output_queue() = default;
+    output_queue(const output_queue&) = delete;
+    output_queue& operator=(const output_queue&) = delete;
+    output_queue(output_queue&& o) noexcept
+        : ring_(std::move(o.ring_)), head_(o.head_), count_(o.count_), own_(std::move(o.own_)),
+          own_begin_(o.own_begin_), bytes_(o.bytes_) {
+        o.ring_.clear(); o.head_ = o.count_ = 0; o.own_.clear(); o.own_begin_ = 0; o.bytes_ = 0;
+    }
+    ~output_queue() { clear(); }
+
+    /// Total bytes queued.
+    std::size_t size() const noexcept { return bytes_; }
+    bool empty() const noexcept { return bytes_ == 0; }
+
+    /// Reserve `n` bytes at the end of the own buffer and return where to
+    /// write them; they are queued at once (the caller must fill them before
+    /// handing control back to the user).
+    std::uint8_t* append_own(std::size_t n) {
+        compact_own_if_worthwhile();
+        const std::size_t off = own_.size();
+        own_.resize(off + n);
+        segment* last = count_ ? &at(count_ - 1) : nullptr;
+        if (last && !last->shared && last->off + last->len == off) {
+            last->len += n;
+        } else {
+            push({nullptr, off, n});
+        }
+        bytes_ += n;
+        return own_.data() + off;
+    }
+
+    void append_own(std::span<const std::uint8_t> bytes) {
+        if (bytes.empty()) return;
+        std::memcpy(append_own(bytes.size()), bytes.data(), bytes.size());
+    }
+
+    /// Queue a reference to a shared frame (no copy).
+    void append_shared(const shared_frame& f) {
+        if (f.size() == 0) return;
+        shared_frame copy = f;
+        push({copy.detach(), 0, f.size()});
+        bytes_ += f.size();
+    }
+
+    /// The first contiguous run of queued bytes (empty when nothing is queued).
+    std::span<const std::uint8_t> front() const noexcept {
+        if (count_ == 0) return {};
+        return bytes_of(ring_[head_]);
+    }
+
+    /// Fill `out` with up to out.size() contiguous runs, in order; returns how
+    /// many were written. For writev/WSASend-style gathering writes.
+    std::size_t gather(std::span<std::span<const std::uint8_t>> out) const noexcept {
+        std::size_t n = 0;
+        for (; n < out.size() && n < count_; ++n) out[n] = bytes_of(at(n));
+        return n;
+    }
+
+    /// Release the first `n` bytes (n <= size()).
+    void consume(std::size_t n) noexcept {
+        if (n > bytes_) n = bytes_;
+        bytes_ -= n;
+        while (n > 0) {
+            segment& s = ring_[head_];
+            const std::size_t take = n < s.len ? n : s.len;
+            s.off += take;
+            s.len -= take;
+            n -= take;
+            if (!s.shared) own_begin_ = s.off;
+            if (s.len == 0) pop_front();
+        }
+        if (count_ == 0) { own_.clear(); own_begin_ = 0; }
+    }
+
+    void clear() noexcept {
+        while (count_) pop_front();
+        own_.clear();
+        own_begin_ = 0;
+        bytes_ = 0;
+    }
+
+private:
+    struct segment {
+        void* shared;      ///< shared_frame block, or nullptr for own bytes
+        std::size_t off;   ///< offset into the shared frame or into own_
+        std::size_t len;
+    };
+
+    std::span<const std::uint8_t> bytes_of(const segment& s) const noexcept {
+        if (s.shared) return {shared_frame::data_of(s.shared) + s.off, s.len};
+        return {own_.data() + s.off, s.len};
+    }
+
+    segment& at(std::size_t i) noexcept { return ring_[(head_ + i) % ring_.size()]; }
+    const segment& at(std::size_t i) const noexcept { return ring_[(head_ + i) % ring_.size()]; }
+
+    void push(segment s) {
+        if (count_ == ring_.size()) {
+            std::vector<segment> bigger(ring_.empty() ? 8 : ring_.size() * 2);
+            for (std::size_t i = 0; i < count_; ++i) bigger[i] = at(i);
+            ring_.swap(bigger);
+            head_ = 0;
+        }
+        ring_[(head_ + count_) % ring_.size()] = s;
+        ++count_;
+    }
+
+    void pop_front() noexcept {
+        segment& s = ring_[head_];
+        if (s.shared) (void)shared_frame::adopt(s.shared);  // drops the reference
+        s = {};
+        head_ = (head_ + 1) % ring_.size();
+        --count_;
+    }
+
+    // Own bytes before own_begin_ are consumed; slide the live tail down when
+    // that dead prefix dominates, so the buffer does not creep forever while
+    // the queue never fully drains.
+    void compact_own_if_worthwhile() {
+        if (own_begin_ == 0 || own_begin_ < own_.size() / 2) return;
+        const std::size_t live = own_.size() - own_begin_;
+        std::memmove(own_.data(), own_.data() + own_begin_, live);
+        own_.resize(live);
+        for (std::size_t i = 0; i < count_; ++i) {
+            segment& s = at(i);
+            if (!s.shared) s.off -= own_begin_;
+        }
+        own_begin_ = 0;
+    }
+
+    std::vector<segment> ring_;
+    std::size_t head_ = 0;
+    std::size_t count_ = 0;
+    std::vector<std::uint8_t> own_;
+    std::size_t own_begin_ = 0;
+    std::size_t bytes_ = 0;
+};
+
+}  // namespace tether::ws

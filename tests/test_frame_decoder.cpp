@@ -1,0 +1,238 @@
+// The RFC 6455 decoder as seen through a connection: golden vectors (RFC
+// 6455 §5.7) and every failure path, each re-run at every split point and
+// byte by byte with identical events and output.
+#include <doctest/doctest.h>
+
+#include "ws_test_util.hpp"
+
+using namespace tt;
+
+namespace {
+
+auto server_maker(ws::config cfg = {}) {
+    return [cfg] { return open_server(cfg); };
+}
+auto client_maker() {
+    return [] { return open_client(); };
+}
+
+const bytes hello = b("Hello");
+
+std::vector<std::string> events_of(const bytes& input, ws::config cfg = {}) {
+    return feed_all_splits(server_maker(cfg), input).events;
+}
+
+}  // namespace
+
+TEST_CASE("RFC 6455 §5.7: a single-frame masked text message") {
+    const bytes wire{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    CHECK(wire == masked_frame(0x81, hello));
+    CHECK(events_of(wire) == std::vector<std::string>{"text:Hello"});
+}
+
+TEST_CASE("RFC 6455 §5.7: unmasked frames, as a client receives them") {
+    SUBCASE("single-frame text") {
+        const bytes wire{0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f};
+        CHECK(feed_all_splits(client_maker(), wire).events == std::vector<std::string>{"text:Hello"});
+    }
+    SUBCASE("fragmented text: Hel + lo") {
+        const bytes wire{0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f};
+        CHECK(feed_all_splits(client_maker(), wire).events == std::vector<std::string>{"text:Hello"});
+    }
+    SUBCASE("unmasked ping is answered with a masked pong carrying the same payload") {
+        const bytes wire{0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f};
+        const auto t = feed_all_splits(client_maker(), wire);
+        CHECK(t.events == std::vector<std::string>{"ping:Hello"});
+        REQUIRE(t.output.size() == 2 + 4 + 5);
+        CHECK(t.output[0] == 0x8a);
+        CHECK(t.output[1] == 0x85);
+        for (std::size_t i = 0; i < 5; ++i) CHECK((t.output[6 + i] ^ t.output[2 + i % 4]) == hello[i]);
+    }
+    SUBCASE("256 bytes and 64 KiB binary with 16- and 64-bit lengths") {
+        bytes p256(256), p64k(65536);
+        for (std::size_t i = 0; i < p256.size(); ++i) p256[i] = static_cast<std::uint8_t>(i);
+        for (std::size_t i = 0; i < p64k.size(); ++i) p64k[i] = static_cast<std::uint8_t>(i * 7);
+        const bytes w256 = plain_frame(0x82, p256);
+        CHECK(bytes(w256.begin(), w256.begin() + 4) == bytes{0x82, 0x7E, 0x01, 0x00});
+        const bytes w64k = plain_frame(0x82, p64k);
+        CHECK(bytes(w64k.begin(), w64k.begin() + 10) == bytes{0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0});
+        const auto t = feed_split(open_client(), cat({w256, w64k}), {});
+        REQUIRE(t.events.size() == 2);
+        CHECK(t.events[0] == "binary:" + std::string(p256.begin(), p256.end()));
+        CHECK(t.events[1] == "binary:" + std::string(p64k.begin(), p64k.end()));
+    }
+}
+
+TEST_CASE("masked text in one frame is delivered in place, without a copy") {
+    auto c = open_server();
+    const bytes wire = masked_frame(0x81, b("zero copy"));
+    auto buf = c.read_buffer(wire.size());
+    std::memcpy(buf.data(), wire.data(), wire.size());
+    c.handle_read(t0, wire.size());
+    auto e = c.poll_event();
+    REQUIRE(e);
+    CHECK(e->text() == "zero copy");
+    CHECK(e->data.data() == buf.data() + 6);
+}
+
+TEST_CASE("control frames between fragments; messages of every size path") {
+    bytes big(200000);
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>('a' + i % 26);
+    ws::config cfg;
+    cfg.max_frame_buffer = 1024;  // force the streamed path for the big frame
+    const bytes wire = cat({masked_frame(0x01, b("frag-")), masked_frame(0x89, b("p1")), masked_frame(0x00, b("ment")),
+                            masked_frame(0x8A, b("unsolicited")), masked_frame(0x80, b("ed")),
+                            masked_frame(0x82, big)});
+    // The input bound is small: feed_split loops the way an event loop would.
+    const auto t = feed_split(open_server(cfg), wire, {});
+    REQUIRE(t.events.size() == 4);
+    CHECK(t.events[0] == "ping:p1");
+    CHECK(t.events[1] == "pong:unsolicited");
+    CHECK(t.events[2] == "text:frag-mented");
+    CHECK(t.events[3] == "binary:" + std::string(big.begin(), big.end()));
+}
+
+TEST_CASE("every split point: fragmented message with interleaved ping") {
+    const bytes wire = cat({masked_frame(0x01, b("a")), masked_frame(0x89, b("!")), masked_frame(0x80, b("b")),
+                            masked_frame(0x82, bytes(300, 0x5a))});
+    const auto t = feed_all_splits(server_maker(), wire);
+    REQUIRE(t.events.size() == 3);
+    CHECK(t.events[0] == "ping:!");
+    CHECK(t.events[1] == "text:ab");
+    // The pong went out unmasked with the ping's payload.
+    CHECK(t.output == plain_frame(0x8A, b("!")));
+}
+
+TEST_CASE("protocol violations fail the connection with 1002") {
+    const std::vector<std::pair<const char*, bytes>> cases{
+        {"RSV1 set", masked_frame(0xC1, hello)},
+        {"RSV2 set", masked_frame(0xA1, hello)},
+        {"RSV3 set", masked_frame(0x91, hello)},
+        {"reserved opcode 3", masked_frame(0x83, hello)},
+        {"reserved opcode 7", masked_frame(0x87, hello)},
+        {"reserved control opcode B", masked_frame(0x8B, hello)},
+        {"reserved control opcode F", masked_frame(0x8F, hello)},
+        {"unmasked client frame", plain_frame(0x81, hello)},
+        {"fragmented ping", masked_frame(0x09, hello)},
+        {"control frame of 126 bytes", masked_frame(0x89, bytes(126, 'x'))},
+        {"continuation without a message", masked_frame(0x80, hello)},
+        {"text inside a fragmented message", cat({masked_frame(0x01, hello), masked_frame(0x81, hello)})},
+        {"binary inside a fragmented message", cat({masked_frame(0x02, hello), masked_frame(0x02, hello)})},
+        {"non-minimal 16-bit length", bytes{0x81, 0x80 | 126, 0x00, 0x05, 1, 2, 3, 4}},
+        {"non-minimal 64-bit length", bytes{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4}},
+        {"64-bit length with MSB set", bytes{0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}},
+        {"close with a 1-byte body", masked_frame(0x88, bytes{0x03})},
+        {"close code 1005", masked_frame(0x88, bytes{0x03, 0xED})},
+        {"close code 1006", masked_frame(0x88, bytes{0x03, 0xEE})},
+        {"close code 1004", masked_frame(0x88, bytes{0x03, 0xEC})},
+        {"close code 999", masked_frame(0x88, bytes{0x03, 0xE7})},
+        {"close code 1016", masked_frame(0x88, bytes{0x03, 0xF8})},
+        {"close code 2000", masked_frame(0x88, bytes{0x07, 0xD0})},
+        {"close code 5000", masked_frame(0x88, bytes{0x13, 0x88})},
+    };
+    for (const auto& [name, wire] : cases) {
+        INFO(name);
+        const auto t = feed_all_splits(server_maker(), wire);
+        REQUIRE(t.events.size() >= 2);
+        CHECK(t.events[t.events.size() - 2] == "failed:1002:0");
+        CHECK(t.events.back() == "closed:1002");
+        // Our close frame carries 1002 (0x03EA).
+        REQUIRE(t.output.size() >= 4);
+        CHECK(t.output[t.output.size() - (t.output[1] & 0x7F) - 2] == 0x88);
+    }
+    SUBCASE("a masked frame sent to a client") {
+        const auto t = feed_all_splits(client_maker(), masked_frame(0x81, hello));
+        CHECK(t.events == std::vector<std::string>{"failed:1002:0", "closed:1002"});
+    }
+}
+
+TEST_CASE("invalid UTF-8 fails with 1007, as soon as it cannot be completed") {
+    const bytes kosme = b("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5");
+    SUBCASE("one frame") {
+        const auto ev = events_of(masked_frame(0x81, cat({kosme, bytes{0xED, 0xA0, 0x80}, b("edited")})));
+        CHECK(ev == std::vector<std::string>{"failed:1007:0", "closed:1007"});
+    }
+    SUBCASE("split across fragments") {
+        const auto ev = events_of(cat({masked_frame(0x01, cat({kosme, bytes{0xF4}})), masked_frame(0x80, bytes{0x90, 0x80, 0x80})}));
+        CHECK(ev == std::vector<std::string>{"failed:1007:0", "closed:1007"});
+    }
+    SUBCASE("truncated at the end of the message") {
+        const auto ev = events_of(cat({masked_frame(0x01, kosme), masked_frame(0x80, bytes{0xE2, 0x82})}));
+        CHECK(ev == std::vector<std::string>{"failed:1007:0", "closed:1007"});
+    }
+    SUBCASE("valid sequences split across fragments") {
+        const auto ev = events_of(cat({masked_frame(0x01, bytes{0xF0, 0x9F}), masked_frame(0x00, bytes{0x98}),
+                                       masked_frame(0x80, bytes{0x80})}));
+        CHECK(ev == std::vector<std::string>{"text:\xF0\x9F\x98\x80"});
+    }
+    SUBCASE("fail fast: the first fragment already fails, the message is never finished") {
+        auto c = open_server();
+        c.handle_bytes(t0, masked_frame(0x01, cat({kosme, bytes{0xC0}})));
+        auto e = c.poll_event();
+        REQUIRE(e);
+        CHECK(describe(*e) == "failed:1007:0");
+    }
+    SUBCASE("fail fast inside a single frame whose tail has not arrived") {
+        auto c = open_server();
+        bytes wire = masked_frame(0x81, cat({kosme, bytes{0xED, 0xA0, 0x80}, bytes(1000, 'x')}));
+        wire.resize(30);  // the invalid bytes are here, the rest is still in flight
+        c.handle_bytes(t0, wire);
+        auto e = c.poll_event();
+        REQUIRE(e);
+        CHECK(describe(*e) == "failed:1007:0");
+    }
+    SUBCASE("close reason that is not UTF-8") {
+        const auto ev = events_of(masked_frame(0x88, bytes{0x03, 0xE8, 0xFF}));
+        CHECK(ev == std::vector<std::string>{"failed:1007:0", "closed:1007"});
+    }
+    SUBCASE("binary messages are not checked") {
+        CHECK(events_of(masked_frame(0x82, bytes{0xFF})).size() == 1);
+    }
+}
+
+TEST_CASE("message size bound: 1009 from the header, before buffering") {
+    ws::config cfg;
+    cfg.max_message_bytes = 100;
+    SUBCASE("exactly the limit is accepted") {
+        const auto ev = events_of(masked_frame(0x82, bytes(100, 1)), cfg);
+        REQUIRE(ev.size() == 1);
+        CHECK(ev[0].rfind("binary:", 0) == 0);
+    }
+    SUBCASE("one byte more fails on the header alone") {
+        auto c = open_server(cfg);
+        const bytes wire = masked_frame(0x82, bytes(101, 1));
+        c.handle_bytes(t0, std::span<const std::uint8_t>(wire.data(), 8));  // header only
+        auto e = c.poll_event();
+        REQUIRE(e);
+        CHECK(describe(*e) == "failed:1009:0");
+    }
+    SUBCASE("fragments adding up past the limit") {
+        const auto ev = events_of(cat({masked_frame(0x02, bytes(60, 1)), masked_frame(0x80, bytes(41, 1))}), cfg);
+        CHECK(ev == std::vector<std::string>{"failed:1009:0", "closed:1009"});
+    }
+    SUBCASE("a 2^62 byte length") {
+        const bytes wire{0x82, 0x80 | 127, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
+        CHECK(events_of(wire, cfg) == std::vector<std::string>{"failed:1009:0", "closed:1009"});
+    }
+}
+
+TEST_CASE("close frames from the peer are echoed and end the connection") {
+    SUBCASE("with code and reason") {
+        const auto t = feed_all_splits(server_maker(), masked_frame(0x88, cat({bytes{0x03, 0xE8}, b("bye")})));
+        CHECK(t.events == std::vector<std::string>{"close_received:1000:bye", "closed:1000"});
+        CHECK(t.output == plain_frame(0x88, bytes{0x03, 0xE8}));
+    }
+    SUBCASE("empty close") {
+        const auto t = feed_all_splits(server_maker(), masked_frame(0x88, {}));
+        CHECK(t.events == std::vector<std::string>{"close_received:0:", "closed:1005"});
+        CHECK(t.output == plain_frame(0x88, {}));
+    }
+    SUBCASE("application code 3000 and 4999 are valid") {
+        CHECK(events_of(masked_frame(0x88, bytes{0x0B, 0xB8}))[0] == "close_received:3000:");
+        CHECK(events_of(masked_frame(0x88, bytes{0x13, 0x87}))[0] == "close_received:4999:");
+    }
+    SUBCASE("bytes after the close frame are ignored") {
+        const auto ev = events_of(cat({masked_frame(0x88, bytes{0x03, 0xE8}), masked_frame(0x81, hello)}));
+        CHECK(ev == std::vector<std::string>{"close_received:1000:", "closed:1000"});
+    }
+}

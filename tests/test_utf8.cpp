@@ -1,0 +1,555 @@
+// Tests for tether/ws/utf8.hpp: Kuhn-style stress vectors with the exact
+// fail-fast position, every split point, every fast-path alignment, and a
+// differential test against a plain decoder written here from RFC 3629.
+#include <doctest/doctest.h>
+
+#include <tether/core/random.hpp>
+#include <tether/ws/utf8.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+using tether::ws::is_valid_utf8;
+using tether::ws::utf8_validator;
+
+namespace {
+
+using bytes = std::vector<std::uint8_t>;
+constexpr std::size_t never = static_cast<std::size_t>(-1);
+
+// ---------------------------------------------------------------------------
+// Reference: decode code points the obvious way (RFC 3629 §3/§4) and check
+// range, shortest form and surrogates on the decoded value. Deliberately
+// shares nothing with the DFA.
+bool ref_valid(const std::uint8_t* s, std::size_t n) {
+    std::size_t i = 0;
+    while (i < n) {
+        const std::uint8_t b = s[i];
+        if (b < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len;
+        std::uint32_t cp;
+        std::uint32_t min;
+        if ((b & 0xE0) == 0xC0) {
+            len = 2, cp = b & 0x1Fu, min = 0x80;
+        } else if ((b & 0xF0) == 0xE0) {
+            len = 3, cp = b & 0x0Fu, min = 0x800;
+        } else if ((b & 0xF8) == 0xF0) {
+            len = 4, cp = b & 0x07u, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i < len) return false;
+        for (std::size_t j = 1; j < len; ++j) {
+            const std::uint8_t c = s[i + j];
+            if ((c & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (c & 0x3Fu);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
+bool ref_valid(const bytes& s) { return ref_valid(s.data(), s.size()); }
+
+// Could the first `len` bytes of s be the start of valid UTF-8? Brute force:
+// try every way of appending up to three continuation bytes. Only the value
+// of the first continuation byte after a lead matters beyond "is a
+// continuation" (it decides overlong / surrogate / range), and there it only
+// matters which of 80..8F, 90..9F, A0..BF it falls into; the end points of
+// each class are used so an off-by-one in the classes would show.
+bool ref_viable(const bytes& s, std::size_t len) {
+    static const std::uint8_t reps[] = {0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF};
+    bytes t(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(len));
+    if (ref_valid(t)) return true;
+    for (const std::uint8_t a : reps) {
+        t.push_back(a);
+        if (ref_valid(t)) return true;
+        for (const std::uint8_t b : reps) {
+            t.push_back(b);
+            if (ref_valid(t)) return true;
+            for (const std::uint8_t c : reps) {
+                t.push_back(c);
+                if (ref_valid(t)) return true;
+                t.pop_back();
+            }
+            t.pop_back();
+        }
+        t.pop_back();
+    }
+    return false;
+}
+
+// Index of the first byte after which the input can no longer be valid, or
+// `never`. Viability is monotone in the prefix length, so binary search.
+std::size_t ref_fail_pos(const bytes& s) {
+    if (ref_viable(s, s.size())) return never;
+    std::size_t lo = 0;         // viable
+    std::size_t hi = s.size();  // not viable
+    while (hi - lo > 1) {
+        const std::size_t mid = lo + (hi - lo) / 2;
+        (ref_viable(s, mid) ? lo : hi) = mid;
+    }
+    return hi - 1;
+}
+
+void append_utf8(bytes& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+        out.push_back(static_cast<std::uint8_t>(cp));
+    } else if (cp < 0x800) {
+        out.push_back(static_cast<std::uint8_t>(0xC0 | (cp >> 6)));
+        out.push_back(static_cast<std::uint8_t>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+        out.push_back(static_cast<std::uint8_t>(0xE0 | (cp >> 12)));
+        out.push_back(static_cast<std::uint8_t>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<std::uint8_t>(0x80 | (cp & 0x3F)));
+    } else {
+        out.push_back(static_cast<std::uint8_t>(0xF0 | (cp >> 18)));
+        out.push_back(static_cast<std::uint8_t>(0x80 | ((cp >> 12) & 0x3F)));
+        out.push_back(static_cast<std::uint8_t>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<std::uint8_t>(0x80 | (cp & 0x3F)));
+    }
+}
+
+bytes b(std::initializer_list<int> v) {
+    bytes out;
+    for (int x : v) out.push_back(static_cast<std::uint8_t>(x));
+    return out;
+}
+
+bytes str(const std::string& s) { return bytes(s.begin(), s.end()); }
+
+bytes cat(bytes a, const bytes& c) {
+    a.insert(a.end(), c.begin(), c.end());
+    return a;
+}
+
+bytes ascii(std::size_t n, char c = 'a') { return bytes(n, static_cast<std::uint8_t>(c)); }
+
+std::span<const std::uint8_t> sub(const bytes& s, std::size_t pos, std::size_t len) {
+    return std::span<const std::uint8_t>(s).subspan(pos, len);
+}
+
+// ---------------------------------------------------------------------------
+// Checks shared by the table and the random tests.
+
+// Byte by byte: feed() must return false exactly at `fail_at` (not before,
+// not after), stay failed, and complete() must match at the end.
+void check_byte_by_byte(const bytes& s, bool valid, std::size_t fail_at) {
+    utf8_validator v;
+    std::size_t failed_at = never;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const bool ok = v.feed(sub(s, i, 1));
+        if (!ok && failed_at == never) failed_at = i;
+        if (failed_at != never) CHECK_FALSE(ok);  // sticky
+    }
+    CHECK(failed_at == fail_at);
+    CHECK(v.failed() == (fail_at != never));
+    CHECK((v.complete() && !v.failed()) == valid);
+}
+
+// Two chunks split at every point, three chunks at every pair (short
+// inputs): a chunk returns false iff it contains the failure byte or a
+// later one.
+void check_splits(const bytes& s, bool valid, std::size_t fail_at) {
+    for (std::size_t k = 0; k <= s.size(); ++k) {
+        utf8_validator v;
+        CHECK(v.feed(sub(s, 0, k)) == (fail_at == never || fail_at >= k));
+        CHECK(v.feed(sub(s, k, s.size() - k)) == (fail_at == never));
+        CHECK((v.complete() && !v.failed()) == valid);
+    }
+    if (s.size() > 24) return;
+    for (std::size_t k1 = 0; k1 <= s.size(); ++k1) {
+        for (std::size_t k2 = k1; k2 <= s.size(); ++k2) {
+            utf8_validator v;
+            v.feed(sub(s, 0, k1));
+            v.feed(sub(s, k1, k2 - k1));
+            const bool ok = v.feed(sub(s, k2, s.size() - k2));
+            CHECK(ok == (fail_at == never));
+            CHECK((v.complete() && ok) == valid);
+        }
+    }
+}
+
+// The fast path at every position: put `pad` ASCII bytes in front, feed the
+// whole thing in one call, and check fail-fast with one call too: the bytes
+// before the failure are accepted, one more byte is rejected.
+void check_padded(const bytes& s, bool valid, std::size_t fail_at, std::size_t pad) {
+    const bytes p = cat(ascii(pad, 'x'), s);
+    CHECK(is_valid_utf8(p) == valid);
+    if (fail_at != never) {
+        const std::size_t f = pad + fail_at;
+        utf8_validator v;
+        CHECK(v.feed(sub(p, 0, f)));
+        CHECK_FALSE(v.failed());
+        utf8_validator w;
+        CHECK_FALSE(w.feed(sub(p, 0, f + 1)));
+        CHECK(w.failed());
+    }
+}
+
+struct vector_case {
+    const char* name;
+    bytes data;
+    bool valid;
+    std::size_t fail_at;  // first byte no valid text can continue from
+};
+
+const std::string kosme = "\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5";  // κόσμε, 11 bytes
+
+std::vector<vector_case> vectors() {
+    return {
+        // --- valid: Kuhn §1-§2 boundaries --------------------------------
+        {"empty", {}, true, never},
+        {"ascii", str("Hello, world"), true, never},
+        {"kosme", str(kosme), true, never},
+        {"U+0000", b({0x00}), true, never},
+        {"U+007F", b({0x7F}), true, never},
+        {"U+0080", b({0xC2, 0x80}), true, never},
+        {"U+07FF", b({0xDF, 0xBF}), true, never},
+        {"U+0800", b({0xE0, 0xA0, 0x80}), true, never},
+        {"U+D7FF", b({0xED, 0x9F, 0xBF}), true, never},
+        {"U+E000", b({0xEE, 0x80, 0x80}), true, never},
+        {"U+FEFF (BOM)", b({0xEF, 0xBB, 0xBF}), true, never},
+        {"U+FFFD", b({0xEF, 0xBF, 0xBD}), true, never},
+        {"U+FFFE (noncharacter is valid)", b({0xEF, 0xBF, 0xBE}), true, never},
+        {"U+FFFF", b({0xEF, 0xBF, 0xBF}), true, never},
+        {"U+10000", b({0xF0, 0x90, 0x80, 0x80}), true, never},
+        {"U+3FFFF", b({0xF0, 0xBF, 0xBF, 0xBF}), true, never},
+        {"U+40000", b({0xF1, 0x80, 0x80, 0x80}), true, never},
+        {"U+FFFFF", b({0xF3, 0xBF, 0xBF, 0xBF}), true, never},
+        {"U+100000", b({0xF4, 0x80, 0x80, 0x80}), true, never},
+        {"U+10FFFF", b({0xF4, 0x8F, 0xBF, 0xBF}), true, never},
+        {"mixed a€𝄞b", b({0x61, 0xE2, 0x82, 0xAC, 0xF0, 0x9D, 0x84, 0x9E, 0x62}), true, never},
+        {"long ascii around kosme", cat(cat(ascii(70), str(kosme)), ascii(70)), true, never},
+        {"kosme x 10", [] {
+             bytes r;
+             for (int i = 0; i < 10; ++i) r = cat(r, str(kosme));
+             return r;
+         }(), true, never},
+
+        // --- Kuhn §3.1: unexpected continuation bytes -----------------------
+        {"lone 80", b({0x80}), false, 0},
+        {"lone BF", b({0xBF}), false, 0},
+        {"a then 80", b({0x61, 0x80}), false, 1},
+        {"80 BF 80", b({0x80, 0xBF, 0x80}), false, 0},
+        {"U+0080 then extra continuation", b({0xC2, 0x80, 0x80}), false, 2},
+        {"U+0800 then extra continuation", b({0xE0, 0xA0, 0x80, 0xBF}), false, 3},
+        {"U+10FFFF then extra continuation", b({0xF4, 0x8F, 0xBF, 0xBF, 0x80}), false, 4},
+        {"continuation after 70 ascii", cat(ascii(70), b({0x80})), false, 70},
+
+        // --- §3.2: lead followed by a non-continuation ----------------------
+        {"C2 41", b({0xC2, 0x41}), false, 1},
+        {"C2 C2 80", b({0xC2, 0xC2, 0x80}), false, 1},
+        {"E1 80 41", b({0xE1, 0x80, 0x41}), false, 2},
+        {"E1 C2 80", b({0xE1, 0xC2, 0x80}), false, 1},
+        {"F1 80 80 41", b({0xF1, 0x80, 0x80, 0x41}), false, 3},
+        {"F1 80 E0 A0 80", b({0xF1, 0x80, 0xE0, 0xA0, 0x80}), false, 2},
+        {"DF E0 A0 80", b({0xDF, 0xE0, 0xA0, 0x80}), false, 1},
+
+        // --- §3.3: truncated sequences (never fail, never complete) ---------
+        {"trunc C2", b({0xC2}), false, never},
+        {"trunc DF", b({0xDF}), false, never},
+        {"trunc E0 A0", b({0xE0, 0xA0}), false, never},
+        {"trunc E1", b({0xE1}), false, never},
+        {"trunc ED 9F", b({0xED, 0x9F}), false, never},
+        {"trunc F0 90 80", b({0xF0, 0x90, 0x80}), false, never},
+        {"trunc F4 8F BF", b({0xF4, 0x8F, 0xBF}), false, never},
+        {"trunc F1", b({0xF1}), false, never},
+        {"kosme + CE", cat(str(kosme), b({0xCE})), false, never},
+        {"ascii(70) + F0 9D 84", cat(ascii(70), b({0xF0, 0x9D, 0x84})), false, never},
+        {"trunc C2 then ascii", b({0xC2, 0x41, 0x41}), false, 1},
+
+        // --- §3.5: impossible bytes -----------------------------------------
+        {"FE", b({0xFE}), false, 0},
+        {"FF", b({0xFF}), false, 0},
+        {"FE FE FF FF", b({0xFE, 0xFE, 0xFF, 0xFF}), false, 0},
+        {"ab FE", b({0x61, 0x62, 0xFE}), false, 2},
+        {"F5 80 80 80", b({0xF5, 0x80, 0x80, 0x80}), false, 0},
+        {"F7 BF BF BF (U+1FFFFF)", b({0xF7, 0xBF, 0xBF, 0xBF}), false, 0},
+        {"F8 88 80 80 80 (5-byte)", b({0xF8, 0x88, 0x80, 0x80, 0x80}), false, 0},
+        {"FC 84 80 80 80 80 (6-byte)", b({0xFC, 0x84, 0x80, 0x80, 0x80, 0x80}), false, 0},
+
+        // --- §4: overlong forms ----------------------------------------------
+        {"C0 AF (overlong /)", b({0xC0, 0xAF}), false, 0},
+        {"C0 80 (overlong NUL)", b({0xC0, 0x80}), false, 0},
+        {"C1 BF (overlong U+007F)", b({0xC1, 0xBF}), false, 0},
+        {"E0 80 AF (overlong /)", b({0xE0, 0x80, 0xAF}), false, 1},
+        {"E0 9F BF (overlong U+07FF)", b({0xE0, 0x9F, 0xBF}), false, 1},
+        {"F0 80 80 AF (overlong /)", b({0xF0, 0x80, 0x80, 0xAF}), false, 1},
+        {"F0 8F BF BF (overlong U+FFFF)", b({0xF0, 0x8F, 0xBF, 0xBF}), false, 1},
+
+        // --- §5: surrogates ---------------------------------------------------
+        {"ED A0 80 (U+D800)", b({0xED, 0xA0, 0x80}), false, 1},
+        {"ED AD BF (U+DB7F)", b({0xED, 0xAD, 0xBF}), false, 1},
+        {"ED B0 80 (U+DC00)", b({0xED, 0xB0, 0x80}), false, 1},
+        {"ED BF BF (U+DFFF)", b({0xED, 0xBF, 0xBF}), false, 1},
+        {"surrogate pair D800 DC00", b({0xED, 0xA0, 0x80, 0xED, 0xB0, 0x80}), false, 1},
+        {"kosme + ED A0 80", cat(str(kosme), b({0xED, 0xA0, 0x80})), false, 12},
+        {"ascii(70) + ED A0 80", cat(ascii(70), b({0xED, 0xA0, 0x80})), false, 71},
+
+        // --- beyond U+10FFFF --------------------------------------------------
+        {"F4 90 80 80 (U+110000)", b({0xF4, 0x90, 0x80, 0x80}), false, 1},
+        {"F4 BF BF BF", b({0xF4, 0xBF, 0xBF, 0xBF}), false, 1},
+    };
+}
+
+// A near-valid random string: valid UTF-8 from code points biased toward
+// the interesting boundaries, then a few mutations.
+bytes near_valid(tether::rng& r) {
+    static const std::uint32_t edges[] = {
+        0x0,    0x7F,    0x80,    0x7FF,   0x800,   0xFFF,    0x1000,  0xD7FF,
+        0xE000, 0xFFFD,  0xFFFF,  0x10000, 0x3FFFF, 0x40000,  0xFFFFF, 0x100000,
+        0x10FFFF};
+    static const std::uint8_t nasty[] = {0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
+                                         0xDF, 0xE0, 0xE1, 0xED, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5,
+                                         0xF8, 0xFE, 0xFF};
+    bytes out;
+    const std::size_t n = static_cast<std::size_t>(r.below(24));
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t cp;
+        switch (r.below(6)) {
+            case 0: cp = static_cast<std::uint32_t>(r.below(0x80)); break;
+            case 1: cp = 0x80 + static_cast<std::uint32_t>(r.below(0x800 - 0x80)); break;
+            case 2: cp = 0x800 + static_cast<std::uint32_t>(r.below(0x10000 - 0x800)); break;
+            case 3: cp = 0x10000 + static_cast<std::uint32_t>(r.below(0x110000 - 0x10000)); break;
+            default: cp = edges[r.below(std::size(edges))]; break;
+        }
+        if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
+        append_utf8(out, cp);
+    }
+    const std::size_t mutations = static_cast<std::size_t>(r.below(4));
+    for (std::size_t m = 0; m < mutations; ++m) {
+        const std::size_t at = static_cast<std::size_t>(r.below(out.size() + 1));
+        switch (r.below(5)) {
+            case 0:  // flip a bit
+                if (at < out.size()) out[at] ^= static_cast<std::uint8_t>(1u << r.below(8));
+                break;
+            case 1:  // insert a nasty byte
+                out.insert(out.begin() + static_cast<std::ptrdiff_t>(at), nasty[r.below(std::size(nasty))]);
+                break;
+            case 2:  // replace with a nasty byte
+                if (at < out.size()) out[at] = nasty[r.below(std::size(nasty))];
+                break;
+            case 3:  // delete
+                if (at < out.size()) out.erase(out.begin() + static_cast<std::ptrdiff_t>(at));
+                break;
+            default:  // truncate
+                out.resize(at);
+                break;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("utf8: reference decoder agrees with the table") {
+    // Guards the reference itself, so the differential test means something.
+    for (const auto& v : vectors()) {
+        CAPTURE(v.name);
+        CHECK(ref_valid(v.data) == v.valid);
+        CHECK(ref_fail_pos(v.data) == v.fail_at);
+    }
+}
+
+TEST_CASE("utf8: stress vectors, whole, byte by byte, every split, every padding") {
+    for (const auto& v : vectors()) {
+        CAPTURE(v.name);
+        CHECK(is_valid_utf8(v.data) == v.valid);
+        CHECK(is_valid_utf8(std::string_view(reinterpret_cast<const char*>(v.data.data()),
+                                             v.data.size())) == v.valid);
+        check_byte_by_byte(v.data, v.valid, v.fail_at);
+        check_splits(v.data, v.valid, v.fail_at);
+        for (std::size_t pad = 0; pad < 80; ++pad) check_padded(v.data, v.valid, v.fail_at, pad);
+    }
+}
+
+TEST_CASE("utf8: fail fast on kosme + surrogate at the A0 byte") {
+    utf8_validator v;
+    CHECK(v.feed(kosme));
+    CHECK(v.complete());
+    CHECK(v.feed("\xED"));
+    CHECK_FALSE(v.complete());
+    CHECK_FALSE(v.failed());
+    CHECK_FALSE(v.feed("\xA0"));
+    CHECK(v.failed());
+    CHECK_FALSE(v.complete());
+    // Sticky: even valid input no longer helps.
+    CHECK_FALSE(v.feed("abc"));
+    CHECK_FALSE(v.feed(std::span<const std::uint8_t>{}));
+    CHECK(v.failed());
+    // reset() starts a new message.
+    v.reset();
+    CHECK_FALSE(v.failed());
+    CHECK(v.complete());
+    CHECK(v.feed(kosme));
+    CHECK(v.complete());
+}
+
+TEST_CASE("utf8: empty feeds keep the state") {
+    utf8_validator v;
+    CHECK(v.feed(std::span<const std::uint8_t>{}));
+    CHECK(v.complete());
+    CHECK(v.feed("\xF0\x9D"));
+    CHECK(v.feed(std::string_view{}));
+    CHECK_FALSE(v.complete());
+    CHECK(v.feed("\x84\x9E"));
+    CHECK(v.complete());
+}
+
+TEST_CASE("utf8: exhaustive two-byte inputs match the reference") {
+    for (unsigned x = 0; x < 256; ++x) {
+        for (unsigned y = 0; y < 256; ++y) {
+            const bytes s{static_cast<std::uint8_t>(x), static_cast<std::uint8_t>(y)};
+            const bool valid = ref_valid(s);
+            const std::size_t fail_at = ref_fail_pos(s);
+            utf8_validator v;
+            const bool ok0 = v.feed(sub(s, 0, 1));
+            const bool ok1 = v.feed(sub(s, 1, 1));
+            const std::size_t got = !ok0 ? 0 : !ok1 ? 1 : never;
+            if (got != fail_at || (ok1 && v.complete()) != valid || is_valid_utf8(s) != valid) {
+                CAPTURE(x);
+                CAPTURE(y);
+                CHECK(got == fail_at);
+                CHECK((ok1 && v.complete()) == valid);
+                CHECK(is_valid_utf8(s) == valid);
+            }
+        }
+    }
+}
+
+TEST_CASE("utf8: exhaustive three-byte inputs with a non-ASCII lead") {
+    // Validity only (the fail position is covered by the 2-byte and random
+    // tests); 4M inputs through both the validator and the reference.
+    std::size_t mismatches = 0;
+    std::uint8_t s[3];
+    for (unsigned x = 0x80; x < 256; ++x) {
+        for (unsigned y = 0; y < 256; ++y) {
+            for (unsigned z = 0; z < 256; ++z) {
+                s[0] = static_cast<std::uint8_t>(x);
+                s[1] = static_cast<std::uint8_t>(y);
+                s[2] = static_cast<std::uint8_t>(z);
+                if (is_valid_utf8(std::span<const std::uint8_t>(s, 3)) != ref_valid(s, 3)) {
+                    if (mismatches++ < 5) {
+                        CAPTURE(x);
+                        CAPTURE(y);
+                        CAPTURE(z);
+                        CHECK(false);
+                    }
+                }
+            }
+        }
+    }
+    CHECK(mismatches == 0);
+}
+
+TEST_CASE("utf8: differential random test against the reference decoder") {
+    tether::rng r(0x75746638);
+    std::size_t n_valid = 0;
+    std::size_t n_truncated = 0;
+    std::size_t n_failed = 0;
+    for (int iter = 0; iter < 3000; ++iter) {
+        // Core (near-valid) followed by an optional suffix, so truncated
+        // sequences also get to meet a following ASCII or lead byte.
+        bytes s = near_valid(r);
+        if (r.below(2)) s = cat(s, r.below(2) ? ascii(static_cast<std::size_t>(r.below(40))) : near_valid(r));
+        const bool valid = ref_valid(s);
+        const std::size_t fail_at = ref_fail_pos(s);
+        CAPTURE(iter);
+        CHECK(!(valid && fail_at != never));
+        (valid ? n_valid : fail_at == never ? n_truncated : n_failed)++;
+
+        CHECK(is_valid_utf8(s) == valid);
+        check_byte_by_byte(s, valid, fail_at);
+
+        // A random chunking.
+        {
+            utf8_validator v;
+            std::size_t pos = 0;
+            bool ok = true;
+            while (pos < s.size()) {
+                const std::size_t len =
+                    std::min<std::size_t>(s.size() - pos, static_cast<std::size_t>(r.below(20)));
+                const bool chunk_ok = v.feed(sub(s, pos, len));
+                // Feeds up to the failing byte succeed; the one holding it fails.
+                CHECK(chunk_ok == (fail_at == never || fail_at >= pos + len));
+                ok = ok && chunk_ok;
+                pos += len;
+            }
+            CHECK((ok && v.complete()) == valid);
+        }
+
+        // Every position relative to the 8/16/64-byte blocks of the fast path.
+        // An ASCII prefix never changes viability, so the failure just moves.
+        for (std::size_t pad = 0; pad < 72; ++pad) check_padded(s, valid, fail_at, pad);
+    }
+    // The generator must actually produce all three kinds of input.
+    CHECK(n_valid > 300);
+    CHECK(n_truncated > 100);
+    CHECK(n_failed > 300);
+    MESSAGE("valid " << n_valid << ", truncated " << n_truncated << ", failed " << n_failed);
+}
+
+TEST_CASE("utf8: long multibyte text across chunk and block boundaries") {
+    tether::rng r(0x75746639);
+    bytes text;
+    while (text.size() < 20000) {
+        std::uint32_t cp;
+        switch (r.below(4)) {
+            case 0: cp = static_cast<std::uint32_t>(r.below(0x80)); break;
+            case 1: cp = 0x80 + static_cast<std::uint32_t>(r.below(0x780)); break;
+            case 2: cp = 0x800 + static_cast<std::uint32_t>(r.below(0xF800)); break;
+            default: cp = 0x10000 + static_cast<std::uint32_t>(r.below(0x100000)); break;
+        }
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        append_utf8(text, cp);
+    }
+    CHECK(ref_valid(text));
+    CHECK(is_valid_utf8(text));
+    for (int iter = 0; iter < 200; ++iter) {
+        utf8_validator v;
+        std::size_t pos = 0;
+        bool ok = true;
+        while (pos < text.size()) {
+            const std::size_t len =
+                std::min<std::size_t>(text.size() - pos, static_cast<std::size_t>(r.below(300)));
+            ok = v.feed(sub(text, pos, len)) && ok;
+            pos += len;
+        }
+        CHECK(ok);
+        CHECK(v.complete());
+    }
+    // One corrupted byte anywhere is caught, exactly where the reference says.
+    for (int iter = 0; iter < 200; ++iter) {
+        bytes t = text;
+        const std::size_t at = static_cast<std::size_t>(r.below(t.size()));
+        t[at] = static_cast<std::uint8_t>(r.below(2) ? 0xFF : 0x80);
+        // The text before the corrupted code point is valid and complete, so
+        // the reference only needs a window from that code point's start
+        // (the whole 20 KB through the brute-force reference is too slow);
+        // 12 bytes hold the corrupted code point and the next one.
+        std::size_t start = at;
+        while (start > 0 && (text[start] & 0xC0) == 0x80) --start;
+        const bytes window(t.begin() + static_cast<std::ptrdiff_t>(start),
+                           t.begin() + static_cast<std::ptrdiff_t>(std::min(t.size(), start + 12)));
+        const std::size_t rel = ref_fail_pos(window);
+        const bool valid = ref_valid(t);
+        CAPTURE(at);
+        if (rel != never) {
+            const std::size_t fail_at = start + rel;
+            CHECK_FALSE(valid);
+            utf8_validator v;
+            CHECK(v.feed(sub(t, 0, fail_at)));
+            CHECK_FALSE(v.feed(sub(t, fail_at, t.size() - fail_at)));
+        }
+        CHECK(is_valid_utf8(t) == valid);
+    }
+}
