@@ -130,9 +130,9 @@ TEST_CASE("protocol violations fail the connection with 1002") {
         {"close code 2000", masked_frame(0x88, bytes{0x07, 0xD0})},
         {"close code 5000", masked_frame(0x88, bytes{0x13, 0x88})},
     };
-    for (const auto& [name, wire] : cases) {
-        INFO(name);
-        const auto t = feed_all_splits(server_maker(), wire);
+    for (const auto& kase : cases) {
+        INFO(kase.first);
+        const auto t = feed_all_splits(server_maker(), kase.second);
         REQUIRE(t.events.size() >= 2);
         CHECK(t.events[t.events.size() - 2] == "failed:1002:0");
         CHECK(t.events.back() == "closed:1002");

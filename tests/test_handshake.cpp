@@ -163,7 +163,9 @@ TEST_CASE("base64: RFC 4648 §10 vectors, both directions") {
         {"", ""},          {"f", "Zg=="},         {"fo", "Zm8="},       {"foo", "Zm9v"},
         {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
     };
-    for (const auto& [plain, enc] : vectors) {
+    for (const auto& vec : vectors) {
+        const std::string_view plain = vec.first;
+        const std::string_view enc = vec.second;
         CAPTURE(plain);
         CHECK(d::base64_encode(plain) == enc);
         CHECK(d::base64_encoded_size(plain.size()) == enc.size());
@@ -352,7 +354,9 @@ TEST_CASE("handshake: Upgrade / Connection token matching") {
         {"Upgrade", "WebSocket"},
         {"Upgrade", "h2c, websocket"},
     };
-    for (const auto& [name, value] : ok) {
+    for (const auto& field : ok) {
+        const std::string& name = field.first;
+        const std::string& value = field.second;
         CAPTURE(value);
         const http_request req = parse_request(request_builder{}.set(name, value).wire());
         CHECK(check_upgrade(req).ok());

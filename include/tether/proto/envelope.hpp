@@ -85,33 +85,33 @@ struct envelope {
     std::uint32_t present = 0;  ///< field_bit() of every field that was present and valid
     bool has(field f) const noexcept { return (present & field_bit(f)) != 0; }
 
-    std::string_view kind;
-    std::optional<std::int64_t> protocol_version;
-    std::string_view session_id;
-    std::string_view room_id;
-    std::optional<std::int64_t> event_id;
-    std::string_view epoch;
-    std::string_view id;
-    std::string_view correlation_id;
-    std::string_view sender;
-    std::string_view payload;  ///< raw JSON value, exact input bytes ("null" when null)
-    std::optional<std::int64_t> ts;
-    std::optional<bool> resumed;
-    std::optional<std::int64_t> heartbeat_ms;
-    std::string_view caps;    ///< raw JSON array of strings
-    std::string_view limits;  ///< raw JSON object
-    std::optional<std::int64_t> resume_from;
-    std::string_view resume;  ///< "none" / "replay" / "snapshot_required" (see parse_resume_mode)
-    std::optional<std::int64_t> replay_to;
-    std::optional<std::int64_t> head;
-    std::string_view reason;
-    std::string_view members;  ///< raw JSON array of strings (see for_each_string)
-    std::string_view status;
-    std::string_view code;
-    std::string_view message;
-    std::optional<std::int64_t> retry_after_ms;
-    std::string_view heads;  ///< raw JSON object {room_id: event_id} (see for_each_head)
-    std::string_view user;
+    std::string_view kind{};
+    std::optional<std::int64_t> protocol_version{};
+    std::string_view session_id{};
+    std::string_view room_id{};
+    std::optional<std::int64_t> event_id{};
+    std::string_view epoch{};
+    std::string_view id{};
+    std::string_view correlation_id{};
+    std::string_view sender{};
+    std::string_view payload{};  ///< raw JSON value, exact input bytes ("null" when null)
+    std::optional<std::int64_t> ts{};
+    std::optional<bool> resumed{};
+    std::optional<std::int64_t> heartbeat_ms{};
+    std::string_view caps{};    ///< raw JSON array of strings
+    std::string_view limits{};  ///< raw JSON object
+    std::optional<std::int64_t> resume_from{};
+    std::string_view resume{};  ///< "none" / "replay" / "snapshot_required" (see parse_resume_mode)
+    std::optional<std::int64_t> replay_to{};
+    std::optional<std::int64_t> head{};
+    std::string_view reason{};
+    std::string_view members{};  ///< raw JSON array of strings (see for_each_string)
+    std::string_view status{};
+    std::string_view code{};
+    std::string_view message{};
+    std::optional<std::int64_t> retry_after_ms{};
+    std::string_view heads{};  ///< raw JSON object {room_id: event_id} (see for_each_head)
+    std::string_view user{};
 };
 
 // ---------------------------------------------------------------------------
@@ -319,13 +319,13 @@ struct reader_config {
 };
 
 struct parse_result {
-    std::optional<error_code> error;  ///< empty on success
+    std::optional<error_code> error{};  ///< empty on success
     const char* message = "";         ///< static text, fit for server.error's message
     std::size_t offset = 0;           ///< byte offset of the problem in the text
     /// Valid correlation_id / id seen in the text, for echoing in the answer
     /// (set on success too). Views into the text or the reader's arena.
-    std::string_view correlation_id;
-    std::string_view id;
+    std::string_view correlation_id{};
+    std::string_view id{};
 
     explicit operator bool() const noexcept { return !error.has_value(); }
 };

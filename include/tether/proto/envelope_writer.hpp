@@ -180,86 +180,86 @@ struct server_limits {
 
 struct server_hello {
     std::int64_t protocol_version = 1;
-    std::string_view session_id;
+    std::string_view session_id{};
     bool resumed = false;
     std::int64_t heartbeat_ms = 25000;
     std::int64_t ts = 0;
-    std::span<const std::string_view> caps;
-    server_limits limits;
+    std::span<const std::string_view> caps{};
+    server_limits limits{};
 };
 
 struct room_joined {
-    std::string_view room_id;
+    std::string_view room_id{};
     resume_mode resume = resume_mode::none;
     std::int64_t replay_to = 0;                       ///< written when resume == replay
     resume_reason reason = resume_reason::truncated;  ///< written when snapshot_required
     std::int64_t head = 0;
-    std::string_view epoch;
-    std::span<const std::string_view> members;
-    std::string_view correlation_id;  ///< echo; omitted when empty
-    std::string_view id;              ///< echo; omitted when empty
+    std::string_view epoch{};
+    std::span<const std::string_view> members{};
+    std::string_view correlation_id{};  ///< echo; omitted when empty
+    std::string_view id{};              ///< echo; omitted when empty
 };
 
 struct room_left {
-    std::string_view room_id;
-    std::string_view correlation_id;
-    std::string_view id;
+    std::string_view room_id{};
+    std::string_view correlation_id{};
+    std::string_view id{};
 };
 
 struct server_ack {
-    std::string_view id;
-    std::string_view room_id;
+    std::string_view id{};
+    std::string_view room_id{};
     std::int64_t event_id = 0;
     ack_status status = ack_status::accepted;
-    std::string_view correlation_id;
+    std::string_view correlation_id{};
 };
 
 struct server_error {
     error_code code = error_code::bad_request;
-    std::string_view message;
-    std::optional<std::int64_t> retry_after_ms;  ///< with rate_limited
-    std::string_view correlation_id;
-    std::string_view id;
-    std::string_view room_id;  ///< optional context (an addition; omitted when empty)
+    std::string_view message{};
+    std::optional<std::int64_t> retry_after_ms{};  ///< with rate_limited
+    std::string_view correlation_id{};
+    std::string_view id{};
+    std::string_view room_id{};  ///< optional context (an addition; omitted when empty)
 };
 
 struct room_head {
-    std::string_view room_id;
+    std::string_view room_id{};
     std::int64_t event_id = 0;
 };
 
 struct server_ping {
     std::int64_t ts = 0;
-    std::span<const room_head> heads;  ///< omitted when empty
+    std::span<const room_head> heads{};  ///< omitted when empty
 };
 
 struct presence_event {
     presence_kind kind = presence_kind::joined;
-    std::string_view room_id;
-    std::string_view user;
+    std::string_view room_id{};
+    std::string_view user{};
 };
 
 /// An application event as the server broadcasts it to room members.
 struct room_event {
-    std::string_view kind;
-    std::string_view room_id;
+    std::string_view kind{};
+    std::string_view room_id{};
     std::int64_t event_id = 0;
-    std::string_view sender;
-    std::string_view id;
-    std::string_view payload;  ///< raw JSON ("null" is relayed); omitted when empty
+    std::string_view sender{};
+    std::string_view id{};
+    std::string_view payload{};  ///< raw JSON ("null" is relayed); omitted when empty
     std::int64_t ts = 0;
 };
 
 struct client_join {
-    std::string_view room_id;
-    std::optional<std::int64_t> resume_from;
-    std::string_view epoch;  ///< omitted when empty
-    std::string_view correlation_id;
+    std::string_view room_id{};
+    std::optional<std::int64_t> resume_from{};
+    std::string_view epoch{};  ///< omitted when empty
+    std::string_view correlation_id{};
 };
 
 struct client_leave {
-    std::string_view room_id;
-    std::string_view correlation_id;
+    std::string_view room_id{};
+    std::string_view correlation_id{};
 };
 
 struct client_pong {
@@ -268,11 +268,11 @@ struct client_pong {
 
 /// An application event as a client sends it.
 struct client_event {
-    std::string_view kind;
-    std::string_view room_id;
-    std::string_view id;
-    std::string_view payload;  ///< raw JSON; omitted when empty
-    std::string_view correlation_id;
+    std::string_view kind{};
+    std::string_view room_id{};
+    std::string_view id{};
+    std::string_view payload{};  ///< raw JSON; omitted when empty
+    std::string_view correlation_id{};
 };
 
 namespace detail {

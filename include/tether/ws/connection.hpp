@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -133,7 +134,7 @@ public:
         connection c(role::client, std::move(cfg));
         c.handshake_deadline_ = now + c.cfg_.handshake_timeout;
         const std::string req =
-            c.client_hs_.build_request(host, target, c.cfg_.subprotocols, extra_headers, c.rng_);
+            c.hs_->client.build_request(host, target, c.cfg_.subprotocols, extra_headers, c.rng_);
         c.out_.append_own(as_bytes(req));
         return c;
     }
@@ -145,8 +146,13 @@ public:
 
     ws::role role() const noexcept { return role_; }
     ws::state state() const noexcept { return st_; }
-    /// Server: the upgrade request, valid from the upgrade_request event on.
-    const http_request& request() const noexcept { return req_parser_.request(); }
+    /// Server: the upgrade request, from the upgrade_request event until
+    /// accept() or reject() (the handshake state is freed then, so an open
+    /// connection carries none of it).
+    const http_request& request() const noexcept {
+        static const http_request none;
+        return hs_ ? hs_->request_parser.request() : none;
+    }
     /// The negotiated subprotocol (empty: none).
     std::string_view subprotocol() const noexcept { return subprotocol_; }
     /// Bytes queued for the transport.
@@ -218,20 +224,24 @@ public:
         if (role_ != role::server || st_ != state::awaiting_accept) return error::wrong_state;
         if (!subprotocol.empty()) {
             bool offered = false;
-            for (const auto& p : upgrade_.offered_subprotocols) offered = offered || p == subprotocol;
+            for (const auto& p : hs_->upgrade.offered_subprotocols) offered = offered || p == subprotocol;
             if (!offered) return error::bad_argument;
         }
         subprotocol_ = std::string(subprotocol);
         std::string resp;
-        write_accept_response(resp, upgrade_key_, subprotocol_, extra_headers);
+        write_accept_response(resp, hs_->upgrade_key, subprotocol_, extra_headers);
         out_.append_own(as_bytes(resp));
+        hs_.reset();
         st_ = state::open;
         push_event(make_event(event_type::open));
         return {};
     }
 
     /// Server: the subprotocols the client offered, in its order.
-    std::span<const std::string> offered_subprotocols() const noexcept { return upgrade_.offered_subprotocols; }
+    std::span<const std::string> offered_subprotocols() const noexcept {
+        if (!hs_) return {};
+        return hs_->upgrade.offered_subprotocols;
+    }
 
     /// Server: refuse the upgrade with an HTTP status (401, 403, …).
     std::error_code reject(int status, std::string_view body = {}, std::span<const http_header> extra_headers = {}) {
@@ -332,6 +342,19 @@ public:
     /// Release `n` bytes the transport took.
     void consume_output(std::size_t n) noexcept { out_.consume(n); }
 
+    /// Give back the memory of buffers that are empty right now (input,
+    /// reassembly, output). A server calls it for idle connections (e.g. on
+    /// its heartbeat tick) so that 100,000 idle sessions cost little; the
+    /// next message simply allocates again.
+    void shrink_buffers() noexcept {
+        if (in_begin_ == in_end_ && !in_frame_) {
+            std::vector<std::uint8_t>().swap(in_);
+            in_begin_ = in_end_ = 0;
+        }
+        if (in_msg_state_ == message_state::idle) std::vector<std::uint8_t>().swap(msg_);
+        out_.shrink_if_empty();
+    }
+
     /// Frame `payload` once as an unmasked server frame that many
     /// connections can queue with send_shared(). Empty on allocation failure.
     static shared_frame make_shared_frame(opcode op, std::span<const std::uint8_t> payload) noexcept {
@@ -348,8 +371,7 @@ public:
 
 private:
     connection(ws::role r, config cfg)
-        : role_(r), cfg_(std::move(cfg)), rng_(cfg_.seed), req_parser_(cfg_.max_header_bytes),
-          resp_parser_(cfg_.max_header_bytes) {}
+        : role_(r), cfg_(std::move(cfg)), rng_(cfg_.seed), hs_(std::make_unique<handshake_state>(cfg_.max_header_bytes)) {}
 
     static event make_event(event_type t) noexcept {
         event e;
@@ -390,17 +412,30 @@ private:
 
     // -- events -------------------------------------------------------------------
 
+    // Only state changes are ever queued (open, closed), never a message, so
+    // a queued event needs no data view and the ring stays tiny: at most an
+    // `open` and a `closed` can be pending at once.
+    struct queued_event {
+        event_type type;
+        close_code code;
+        int http_status;
+        std::string_view reason;
+    };
+
     void push_event(const event& e) noexcept {
-        // At most a handful are ever pending (e.g. failed + closed); the ring
-        // is sized so this cannot overflow.
-        events_[(ev_head_ + ev_count_) % events_.size()] = e;
+        if (ev_count_ == events_.size()) return;  // unreachable: see above
+        events_[(ev_head_ + ev_count_) % events_.size()] = {e.type, e.code, e.http_status, e.reason};
         ++ev_count_;
     }
 
     std::optional<event> pop_event() noexcept {
         if (ev_count_ == 0) return std::nullopt;
-        event e = events_[ev_head_];
-        ev_head_ = (ev_head_ + 1) % events_.size();
+        const queued_event& q = events_[ev_head_];
+        event e = make_event(q.type);
+        e.code = q.code;
+        e.http_status = q.http_status;
+        e.reason = q.reason;
+        ev_head_ = static_cast<std::uint8_t>((ev_head_ + 1) % events_.size());
         --ev_count_;
         return e;
     }
@@ -431,16 +466,16 @@ private:
     std::optional<event> poll_request() {
         auto bytes = unread();
         if (bytes.empty()) return std::nullopt;
-        const auto r = req_parser_.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        const auto r = hs_->request_parser.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
         if (r.status == http_parse_status::need_more) {
             in_begin_ = in_end_;
             return std::nullopt;
         }
         if (r.status == http_parse_status::error) return refuse_upgrade(r.http_status, "malformed upgrade request");
         in_begin_ += r.consumed;
-        upgrade_ = check_upgrade(req_parser_.request());
-        if (upgrade_.status != 0) return refuse_upgrade(upgrade_.status, upgrade_.why);
-        upgrade_key_ = std::string(upgrade_.key);
+        hs_->upgrade = check_upgrade(hs_->request_parser.request());
+        if (hs_->upgrade.status != 0) return refuse_upgrade(hs_->upgrade.status, hs_->upgrade.why);
+        hs_->upgrade_key = std::string(hs_->upgrade.key);
         st_ = state::awaiting_accept;
         return make_event(event_type::upgrade_request);
     }
@@ -460,7 +495,7 @@ private:
     std::optional<event> poll_response() {
         auto bytes = unread();
         if (bytes.empty()) return std::nullopt;
-        const auto r = resp_parser_.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        const auto r = hs_->response_parser.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
         if (r.status == http_parse_status::need_more) {
             in_begin_ = in_end_;
             return std::nullopt;
@@ -473,14 +508,15 @@ private:
             return e;
         }
         in_begin_ += r.consumed;
-        const http_response& res = resp_parser_.response();
-        if (const auto ec = client_hs_.validate(res)) {
+        const http_response& res = hs_->response_parser.response();
+        if (const auto ec = hs_->client.validate(res)) {
             e.http_status = res.status;
             e.reason = handshake_error_reason(ec);
             enter_closed(close_code::abnormal, "upgrade failed", res.status);
             return e;
         }
-        subprotocol_ = std::string(client_hs_.selected_subprotocol());
+        subprotocol_ = std::string(hs_->client.selected_subprotocol());
+        hs_.reset();
         st_ = state::open;
         return make_event(event_type::open);
     }
@@ -702,11 +738,18 @@ private:
     rng rng_;
 
     // handshake
-    http_request_parser req_parser_;
-    http_response_parser resp_parser_;
-    upgrade_check upgrade_;
-    std::string upgrade_key_;
-    client_handshake client_hs_;
+    // Everything only the opening handshake needs lives on the heap and is
+    // freed once the connection is open: an idle open connection stays small.
+    struct handshake_state {
+        explicit handshake_state(std::size_t max_header_bytes)
+            : request_parser(max_header_bytes), response_parser(max_header_bytes) {}
+        http_request_parser request_parser;
+        http_response_parser response_parser;
+        upgrade_check upgrade;
+        std::string upgrade_key;
+        client_handshake client;
+    };
+    std::unique_ptr<handshake_state> hs_;
     std::string subprotocol_;
     time_point handshake_deadline_ = never;
 
@@ -731,9 +774,9 @@ private:
     time_point close_deadline_ = never;
 
     // events
-    std::array<event, 4> events_{};
-    std::size_t ev_head_ = 0;
-    std::size_t ev_count_ = 0;
+    std::array<queued_event, 3> events_{};
+    std::uint8_t ev_head_ = 0;
+    std::uint8_t ev_count_ = 0;
 };
 
 }  // namespace tether::ws

@@ -35,7 +35,9 @@
 //   ("/path?query"), absolute-form with an http/https/ws/wss scheme
 //   (RFC 9112 §3.2.2 says a server MUST accept it; RFC 6455 §4.2.1 item 1
 //   allows it), or "*"; any other form, characters outside RFC 3986 (incl.
-//   '#', RFC 6455 §3), or a broken %-escape: 400.
+//   '#', RFC 6455 §3), or a broken %-escape: 400. For absolute-form the
+//   authority stays in `target` only; Host is still required (a client
+//   must send it, equal to that authority, RFC 9112 §3.2).
 // - HTTP-version must be "HTTP/d.d" (case-sensitive, RFC 9112 §2.3):
 //   malformed is 400, a major version other than 1 is 505.
 // - Host (RFC 9112 §3.2): more than one, or missing in HTTP/1.1, or an
@@ -48,6 +50,8 @@
 // - Response status-line: "HTTP/1.x ddd[ reason]" with status 100-599; the
 //   missing SP before an empty reason is tolerated (common in the wild).
 //   For the response parser `http_status` is informational only.
+// - Query strings (http_request::query_param): split on '&', then RFC 3986
+//   percent-decoding; '+' is a literal '+', not a space (see percent_decode).
 #pragma once
 
 #include <algorithm>
@@ -319,7 +323,8 @@ struct http_parse_result {
     /// Bytes of THIS call's data taken by the parser. need_more: all of it.
     /// done: up to and including the blank line; data.substr(consumed) is the
     /// caller's. error: up to and including the byte where the error was
-    /// detected (the sum over all calls is independent of how data was split).
+    /// detected (for 431: up to the bound). The sum over all calls never
+    /// depends on how the data was split.
     std::size_t consumed = 0;
     /// On error: the status to answer with (400, 431, 501, 505); else 0.
     int http_status = 0;
@@ -599,7 +604,7 @@ private:
         if (!t.empty() && t.front() == '/') {
             path_query = t;  // origin-form
         } else if (t == "*") {
-            req_.path = "*";  // asterisk-form
+            req_.path.assign(1, '*');  // asterisk-form (assign(): GCC 12 -Wrestrict false positive on = "*")
             return 0;
         } else {
             // absolute-form: scheme "://" authority path-abempty [ "?" query ]

@@ -34,6 +34,19 @@ public:
           own_begin_(o.own_begin_), bytes_(o.bytes_) {
         o.ring_.clear(); o.head_ = o.count_ = 0; o.own_.clear(); o.own_begin_ = 0; o.bytes_ = 0;
     }
+    output_queue& operator=(output_queue&& o) noexcept {
+        if (this != &o) {
+            clear();
+            ring_ = std::move(o.ring_);
+            head_ = o.head_;
+            count_ = o.count_;
+            own_ = std::move(o.own_);
+            own_begin_ = o.own_begin_;
+            bytes_ = o.bytes_;
+            o.ring_.clear(); o.head_ = o.count_ = 0; o.own_.clear(); o.own_begin_ = 0; o.bytes_ = 0;
+        }
+        return *this;
+    }
     ~output_queue() { clear(); }
 
     /// Total bytes queued.
@@ -98,6 +111,15 @@ public:
             if (s.len == 0) pop_front();
         }
         if (count_ == 0) { own_.clear(); own_begin_ = 0; }
+    }
+
+    /// Free the storage of an empty queue (idle connections).
+    void shrink_if_empty() noexcept {
+        if (count_ != 0) return;
+        std::vector<segment>().swap(ring_);
+        std::vector<std::uint8_t>().swap(own_);
+        head_ = 0;
+        own_begin_ = 0;
     }
 
     void clear() noexcept {

@@ -21,7 +21,11 @@
 //   step is `s = row[b] >> (s & 63)` — a table load that does not depend on
 //   the state plus one shift. No class lookup, no branch per byte. It runs
 //   in blocks of 16 bytes and only checks for rejection between blocks
-//   (rejection is sticky, so checking late changes nothing but the cost).
+//   (rejection is sticky, so checking late changes nothing but the cost);
+//   it hands back to the ASCII scan when the next block is all ASCII.
+//   Measured on a 2.5 GHz Xeon, 16 KiB in L1/L2: ASCII 54-63 GB/s
+//   (memcpy 64 GB/s); CJK/Cyrillic text 1.6-1.8 GB/s with baseline x86-64
+//   (variable `shr` is 2 cycles), 1.8-2.8 GB/s with BMI2 `shrx`.
 #pragma once
 
 #include <array>
@@ -148,14 +152,14 @@ inline const std::uint8_t* skip_ascii(const std::uint8_t* p, const std::uint8_t*
 // from byte to byte is a single shift.
 inline std::uint64_t step(std::uint64_t s, std::uint8_t b) noexcept { return rows[b] >> (s & 63); }
 
-// Sixteen steps written out: compilers do not unroll a loop at -O2, and
-// the counter and branch of a rolled loop cost as much as the step itself
-// (measured: ~1.7x faster unrolled).
+// Sixteen steps, unrolled by four by hand: compilers do not unroll at -O2,
+// and the counter and branch of a rolled loop cost about as much as the
+// step itself. Four, not sixteen: fully unrolled, GCC hoists all sixteen
+// byte loads and spills (measured ~20% slower with BMI2).
 inline std::uint64_t step16(std::uint64_t s, const std::uint8_t* p) noexcept {
-    s = step(s, p[0]), s = step(s, p[1]), s = step(s, p[2]), s = step(s, p[3]);
-    s = step(s, p[4]), s = step(s, p[5]), s = step(s, p[6]), s = step(s, p[7]);
-    s = step(s, p[8]), s = step(s, p[9]), s = step(s, p[10]), s = step(s, p[11]);
-    s = step(s, p[12]), s = step(s, p[13]), s = step(s, p[14]), s = step(s, p[15]);
+    for (const std::uint8_t* const e = p + 16; p != e; p += 4) {
+        s = step(s, p[0]), s = step(s, p[1]), s = step(s, p[2]), s = step(s, p[3]);
+    }
     return s;
 }
 
