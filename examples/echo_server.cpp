@@ -68,10 +68,17 @@ struct server {
     // Returns false when the session was dropped.
     bool service(session& s, bool readable) {
         if (readable) {
+            int stalls = 0;
             for (;;) {
                 const auto r = posix::read_once(s.conn, s.fd);
                 on_events(s);
-                if (r == posix::io::progress || r == posix::io::full) continue;
+                if (r == posix::io::progress) continue;
+                if (r == posix::io::full) {
+                    // The machine holds a full window it cannot decode yet (only
+                    // possible while it waits for the application); read later.
+                    if (++stalls > 1) break;
+                    continue;
+                }
                 if (r == posix::io::eof || r == posix::io::error) {
                     s.conn.handle_transport_closed(posix::now());
                     on_events(s);

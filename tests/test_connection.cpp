@@ -275,3 +275,21 @@ TEST_CASE("a broadcast frame is shared by many connections, not copied") {
     conns.clear();
     CHECK(f.use_count() == 1);
 }
+
+TEST_CASE("an open connection keeps no handshake state and can give its buffers back") {
+    auto c = open_server();
+    CHECK(c.request().headers.empty());  // freed at accept()
+    CHECK(c.offered_subprotocols().empty());
+    c.handle_bytes(t0, masked_frame(0x81, b("before")));
+    CHECK(c.poll_event()->text() == "before");
+    c.shrink_buffers();
+    // A frame split around the shrink still decodes: a partial frame is kept.
+    const bytes wire = masked_frame(0x81, b("after shrink"));
+    c.handle_bytes(t0, std::span<const std::uint8_t>(wire.data(), 5));
+    CHECK(!c.poll_event());
+    c.shrink_buffers();
+    c.handle_bytes(t0, std::span<const std::uint8_t>(wire.data() + 5, wire.size() - 5));
+    auto e = c.poll_event();
+    REQUIRE(e);
+    CHECK(e->text() == "after shrink");
+}

@@ -134,7 +134,7 @@ constexpr close_action policy_for(std::uint16_t close_code, int http_status = 0)
 /// (then the client falls back to its own backoff). `scanner` is scratch.
 inline std::optional<std::int64_t> retry_after_from_reason(std::string_view reason,
                                                            proto::json_scanner& scanner) noexcept {
-    if (reason.empty() || reason.front() != '{') return std::nullopt;
+    if (reason.empty()) return std::nullopt;
     if (scanner.begin_object(reason) != proto::json_error::ok) return std::nullopt;
     std::optional<std::int64_t> found;
     proto::json_member m;

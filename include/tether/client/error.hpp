@@ -18,7 +18,6 @@ enum class client_error {
     too_large,        ///< the envelope would pass max_message_bytes (PROTOCOL.md §7)
     too_many_rooms,   ///< config::max_rooms reached
     bad_argument,     ///< e.g. a negative cursor, an invalid token
-    wrong_state,      ///< the command makes no sense in the current state
     stopped,          ///< the client is stopped; connect() first
 };
 
@@ -37,7 +36,6 @@ public:
             case client_error::too_large: return "message larger than max_message_bytes";
             case client_error::too_many_rooms: return "too many rooms";
             case client_error::bad_argument: return "invalid argument";
-            case client_error::wrong_state: return "operation not allowed in this state";
             case client_error::stopped: return "client is stopped";
         }
         return "unknown tether.client error";

@@ -197,9 +197,15 @@ public:
         }
     }
 
-    /// Calls f(const outbox_entry&) for each live entry, oldest first.
+    /// Calls f(entry) for each live entry, oldest first. f must not push or
+    /// remove.
     template <class F>
     void for_each(F&& f) const {
+        for (std::size_t i = 0; i < used_; ++i)
+            if (at(i).state != entry_state::done) f(at(i));
+    }
+    template <class F>
+    void for_each(F&& f) {
         for (std::size_t i = 0; i < used_; ++i)
             if (at(i).state != entry_state::done) f(at(i));
     }

@@ -2,7 +2,7 @@
 // transport connection.
 //
 // The WebSocket machine is held by pointer so that free slots cost a few
-// bytes and growing the slot array moves pointers, not 1.2 KB objects.
+// bytes and growing the slot array moves pointers, not whole machines.
 // Timers are plain fields: the endpoint's timer heap holds one key per
 // connection no later than the earliest of them (core/timer_heap.hpp,
 // "lazy re-arming"), so moving `last_rx` on every frame touches nothing else.
@@ -32,6 +32,8 @@ struct connection_state {
     bool flush_reported = false;          ///< a flush event is out and the output not yet drained
     bool slow = false;                    ///< over the high-water mark; a 1013 close is pending
     bool closed_reported = false;         ///< the `closed` log event was emitted
+    bool transport_gone = false;          ///< the loop reported the socket closed
+    bool quiet = false;                   ///< no message since the last heartbeat tick
 
     bool in_use() const noexcept { return ws != nullptr; }
 };

@@ -33,6 +33,7 @@ struct member_ref {
 
 struct room {
     std::string id;
+    std::uint64_t id_hash = 0;  ///< keyed hash of id (the endpoint's room index)
     std::string epoch;
     std::int64_t head = 0;
     replay_log log;

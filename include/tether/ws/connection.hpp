@@ -723,7 +723,7 @@ private:
             body[1] = static_cast<std::uint8_t>(to_int(code));
             n = 2;
             const std::size_t r = reason.size() < 123 ? reason.size() : 123;
-            std::memcpy(body.data() + 2, reason.data(), r);
+            if (r) std::memcpy(body.data() + 2, reason.data(), r);
             n += r;
         }
         (void)write_frame(opcode::close, {body.data(), n}, true, true);
