@@ -378,8 +378,9 @@ TEST_CASE("json: duplicate names in large objects (sorted check)") {
     for (const int n : {2, 15, 16, 17, 18, 40, 300}) {
         CAPTURE(n);
         CHECK(s.validate(object(n, -1, -1, false)) == json_error::ok);
-        for (const auto& [a, b] : std::vector<std::pair<int, int>>{
+        for (const auto& ab : std::vector<std::pair<int, int>>{
                  {0, 1}, {0, n - 1}, {n / 2, n - 1}, {n - 2, n - 1}, {1, n / 2 + 1}}) {
+            const int a = ab.first, b = ab.second;
             if (a >= b || b >= n) continue;
             CAPTURE(a);
             CAPTURE(b);

@@ -41,7 +41,7 @@ TEST_CASE("timer_heap: differential against a std::map reference") {
         for (auto& [s, d] : ref) best = std::min(best, d);
         return best;
     };
-    for (int step = 0; step < 20000; ++step) {
+    for (int step = 0; step < 8000; ++step) {
         const auto slot = static_cast<std::uint32_t>(r.below(300));
         const time_point d = at_ms(static_cast<std::int64_t>(r.below(1000)));
         switch (r.below(5)) {
@@ -114,7 +114,7 @@ TEST_CASE("ring_buffer: FIFO against std::deque, across growth and wrap-around")
     tether::ring_buffer<std::string> rb;
     std::deque<std::string> ref;
     tether::rng r(5);
-    for (int step = 0; step < 5000; ++step) {
+    for (int step = 0; step < 2500; ++step) {
         if (r.below(3) != 0 || ref.empty()) {
             const std::string v = "v" + std::to_string(step) + std::string(r.below(20), 'x');
             rb.push_back(v);

@@ -113,17 +113,17 @@ TEST_CASE("timers with 100,000 connections: next_deadline is O(1), a re-arm is f
     auto measure = [&](std::size_t n) {
         server::endpoint ep(scale_cfg());
         time_point now = at_ms(0);
-        // 200 full sessions (heartbeat timers), the rest still in the opening
+        // 100 full sessions (heartbeat timers), the rest still in the opening
         // handshake (handshake timers), deadlines spread 1 us apart.
         std::vector<server::conn_id> sessions;
-        for (int k = 0; k < 200; ++k) sessions.push_back(raw_session(ep, now, upgrade, join));
-        for (std::size_t k = 200; k < n; ++k) {
+        for (int k = 0; k < 100; ++k) sessions.push_back(raw_session(ep, now, upgrade, join));
+        for (std::size_t k = 100; k < n; ++k) {
             now += 1us;
             (void)ep.open_connection(now);
         }
         discard_events(ep);
         REQUIRE(ep.connection_count() == n);
-        REQUIRE(ep.session_count() == 200);
+        REQUIRE(ep.session_count() == 100);
         cost c{};
 
         auto s0 = ep.timer_stats();
@@ -172,7 +172,7 @@ TEST_CASE("heartbeat with many sessions: each ping is one wakeup, not a scan") {
     const bytes join = client_text(R"({"kind":"client.join","room_id":"lobby"})");
     time_point now = at_ms(0);
     std::vector<server::conn_id> ids;
-    for (int k = 0; k < 500; ++k) {
+    for (int k = 0; k < 200; ++k) {
         ids.push_back(raw_session(ep, now, upgrade, join));
         now += 10ms;  // pings fall 10 ms apart
     }
@@ -192,7 +192,7 @@ TEST_CASE("memory: bytes held per idle joined session") {
                                      << sizeof(server::session) << ", membership " << sizeof(server::membership)
                                      << ", member_ref " << sizeof(server::member_ref));
 #if defined(TETHER_TEST_HEAP)
-    constexpr int n = 500;
+    constexpr int n = 300;
     server::endpoint ep(scale_cfg());
     const bytes upgrade = upgrade_request("user-idle");
     const bytes join = client_text(R"({"kind":"client.join","room_id":"lobby"})");

@@ -1,12 +1,20 @@
 // Tests for tether/ws/utf8.hpp: Kuhn-style stress vectors with the exact
 // fail-fast position, every split point, every fast-path alignment, and a
 // differential test against a plain decoder written here from RFC 3629.
+// The vector kernels (detail/utf8_simd.hpp) are tested at every level the
+// CPU has (scalar DFA, SSSE3, AVX2, forced with the set_max_level hook):
+// their pair tables exhaustively, the kernels directly (a clean run must
+// be reported clean), and through the validator on long texts with an
+// error at every position of a 64-byte window at every run offset, every
+// pending state with every two bytes after it, and random long buffers,
+// against the reference and against the scalar-only results.
 #include <doctest/doctest.h>
 
 #include <tether/core/random.hpp>
 #include <tether/ws/utf8.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -15,6 +23,7 @@
 
 using tether::ws::is_valid_utf8;
 using tether::ws::utf8_validator;
+namespace simd = tether::ws::detail::utf8_simd;
 
 namespace {
 
@@ -349,6 +358,187 @@ bytes near_valid(tether::rng& r) {
     return out;
 }
 
+// ---------------------------------------------------------------------------
+// Kernel levels.
+
+// Every level this CPU can run, the scalar DFA first.
+std::vector<simd::level> levels() {
+    std::vector<simd::level> out{simd::level::none};
+    const simd::level best = simd::best_supported();
+    if (best >= simd::level::ssse3) out.push_back(simd::level::ssse3);
+    if (best >= simd::level::avx2) out.push_back(simd::level::avx2);
+    return out;
+}
+
+std::string level_name(simd::level l) {
+    return l == simd::level::avx2 ? "avx2" : l == simd::level::ssse3 ? "ssse3" : "scalar";
+}
+
+// Forces a level for its lifetime, then restores the default (the best).
+struct level_scope {
+    explicit level_scope(simd::level l) { REQUIRE(simd::set_max_level(l) == l); }
+    ~level_scope() { simd::set_max_level(simd::level::avx2); }
+    level_scope(const level_scope&) = delete;
+    level_scope& operator=(const level_scope&) = delete;
+};
+
+// ---------------------------------------------------------------------------
+// Long texts.
+
+// Relative weights of 1-, 2-, 3- and 4-byte code points.
+struct mix {
+    const char* name;
+    unsigned w[4];
+};
+const mix mixes[] = {
+    {"cyrillic", {1, 6, 0, 0}},    {"cjk", {1, 0, 8, 0}},     {"emoji", {1, 1, 1, 4}},
+    {"english 5%", {19, 1, 1, 0}}, {"uniform", {1, 1, 1, 1}},
+};
+
+bytes make_text(tether::rng& r, std::size_t n, const mix& m) {
+    const unsigned total = m.w[0] + m.w[1] + m.w[2] + m.w[3];
+    bytes out;
+    while (out.size() < n) {
+        unsigned k = static_cast<unsigned>(r.below(total));
+        int len = 0;
+        while (k >= m.w[len]) k -= m.w[len++];
+        std::uint32_t cp;
+        switch (len) {
+            case 0: cp = 0x20 + static_cast<std::uint32_t>(r.below(0x5F)); break;
+            case 1: cp = 0x80 + static_cast<std::uint32_t>(r.below(0x780)); break;
+            case 2:
+                cp = 0x800 + static_cast<std::uint32_t>(r.below(0xF800));
+                if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0x4E00 + (cp & 0xFFF);
+                break;
+            default: cp = 0x10000 + static_cast<std::uint32_t>(r.below(0x100000)); break;
+        }
+        append_utf8(out, cp);
+    }
+    return out;
+}
+
+// make_text with a random mix and a length in [min, min + spread). The
+// draws are sequenced here (not in one argument list), so every compiler
+// generates the same inputs.
+bytes random_text(tether::rng& r, std::size_t min, std::size_t spread) {
+    const mix& m = mixes[r.below(std::size(mixes))];
+    const std::size_t n = min + static_cast<std::size_t>(r.below(spread));
+    return make_text(r, n, m);
+}
+
+// Index of the first code point the reference cannot decode, or s.size().
+std::size_t ref_first_bad(const bytes& s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const std::uint8_t b = s[i];
+        const std::size_t len = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : 4;
+        if (i + len > s.size() || !ref_valid(s.data() + i, len)) return i;
+        i += len;
+    }
+    return i;
+}
+
+// ref_fail_pos for long inputs: before the first undecodable code point the
+// text is valid and complete, so the brute-force reference only needs a
+// window from there (the bad code point is at most 4 bytes).
+std::size_t ref_fail_pos_long(const bytes& s) {
+    const std::size_t start = ref_first_bad(s);
+    if (start == s.size()) return never;
+    const bytes window(s.begin() + static_cast<std::ptrdiff_t>(start),
+                       s.begin() + static_cast<std::ptrdiff_t>(std::min(s.size(), start + 12)));
+    const std::size_t rel = ref_fail_pos(window);
+    return rel == never ? never : start + rel;
+}
+
+// Everything the validator says about s fed in chunks of the given sizes
+// (the last chunk takes the rest): each feed() result, then complete()
+// and failed().
+std::vector<int> trace(const bytes& s, const std::vector<std::size_t>& cuts) {
+    std::vector<int> out;
+    utf8_validator v;
+    std::size_t pos = 0;
+    for (const std::size_t c : cuts) {
+        const std::size_t len = std::min(c, s.size() - pos);
+        out.push_back(v.feed(sub(s, pos, len)));
+        pos += len;
+    }
+    out.push_back(v.feed(sub(s, pos, s.size() - pos)));
+    out.push_back(v.complete());
+    out.push_back(v.failed());
+    return out;
+}
+
+std::vector<std::size_t> random_cuts(tether::rng& r, std::size_t n) {
+    std::vector<std::size_t> cuts;
+    std::size_t pos = 0;
+    while (pos < n) {
+        // Mostly chunks a kernel gets (>= 64), some the DFA keeps.
+        const std::size_t len =
+            static_cast<std::size_t>(r.below(4) ? 64 + r.below(400) : r.below(64));
+        cuts.push_back(len);
+        pos += len;
+    }
+    return cuts;
+}
+
+// The validator (at the current level) on a long input whose failure point
+// is fail_at: whole, exact position in one and two calls, a chunking.
+void check_long(const bytes& s, bool valid, std::size_t fail_at, tether::rng& r) {
+    CHECK(is_valid_utf8(s) == valid);
+    if (fail_at == never) {
+        utf8_validator v;
+        CHECK(v.feed(s));
+        CHECK(v.complete() == valid);
+    } else {
+        utf8_validator v;
+        CHECK(v.feed(sub(s, 0, fail_at)));
+        CHECK_FALSE(v.failed());
+        CHECK_FALSE(v.feed(sub(s, fail_at, s.size() - fail_at)));
+        utf8_validator w;
+        CHECK_FALSE(w.feed(sub(s, 0, fail_at + 1)));
+    }
+    utf8_validator v;
+    std::size_t pos = 0;
+    bool ok = true;
+    while (pos < s.size()) {
+        const std::size_t len = std::min<std::size_t>(
+            s.size() - pos, static_cast<std::size_t>(r.below(2) ? r.below(300) : r.below(40)));
+        const bool chunk_ok = v.feed(sub(s, pos, len));
+        CHECK(chunk_ok == (fail_at == never || fail_at >= pos + len));
+        ok = ok && chunk_ok;
+        pos += len;
+    }
+    CHECK((ok && v.complete()) == valid);
+}
+
+// Mutations of valid text (near_valid's, on long text).
+void mutate(bytes& out, tether::rng& r, std::size_t count) {
+    static const std::uint8_t nasty[] = {0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0,
+                                         0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xED, 0xEF,
+                                         0xF0, 0xF1, 0xF4, 0xF5, 0xF8, 0xFE, 0xFF};
+    for (std::size_t m = 0; m < count; ++m) {
+        const std::size_t at = static_cast<std::size_t>(r.below(out.size() + 1));
+        switch (r.below(5)) {
+            case 0:
+                if (at < out.size()) out[at] ^= static_cast<std::uint8_t>(1u << r.below(8));
+                break;
+            case 1:
+                out.insert(out.begin() + static_cast<std::ptrdiff_t>(at),
+                           nasty[r.below(std::size(nasty))]);
+                break;
+            case 2:
+                if (at < out.size()) out[at] = nasty[r.below(std::size(nasty))];
+                break;
+            case 3:
+                if (at < out.size()) out.erase(out.begin() + static_cast<std::ptrdiff_t>(at));
+                break;
+            default:
+                if (r.below(4) == 0) out.resize(at);
+                break;
+        }
+    }
+}
+
 }  // namespace
 
 TEST_CASE("utf8: reference decoder agrees with the table") {
@@ -361,14 +551,19 @@ TEST_CASE("utf8: reference decoder agrees with the table") {
 }
 
 TEST_CASE("utf8: stress vectors, whole, byte by byte, every split, every padding") {
-    for (const auto& v : vectors()) {
-        CAPTURE(v.name);
-        CHECK(is_valid_utf8(v.data) == v.valid);
-        CHECK(is_valid_utf8(std::string_view(reinterpret_cast<const char*>(v.data.data()),
-                                             v.data.size())) == v.valid);
-        check_byte_by_byte(v.data, v.valid, v.fail_at);
-        check_splits(v.data, v.valid, v.fail_at);
-        for (std::size_t pad = 0; pad < 80; ++pad) check_padded(v.data, v.valid, v.fail_at, pad);
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        for (const auto& v : vectors()) {
+            CAPTURE(v.name);
+            CHECK(is_valid_utf8(v.data) == v.valid);
+            CHECK(is_valid_utf8(std::string_view(reinterpret_cast<const char*>(v.data.data()),
+                                                 v.data.size())) == v.valid);
+            check_byte_by_byte(v.data, v.valid, v.fail_at);
+            check_splits(v.data, v.valid, v.fail_at);
+            for (std::size_t pad = 0; pad < 80; ++pad)
+                check_padded(v.data, v.valid, v.fail_at, pad);
+        }
     }
 }
 
@@ -465,6 +660,7 @@ TEST_CASE("utf8: differential random test against the reference decoder") {
         const std::size_t fail_at = ref_fail_pos(s);
         CAPTURE(iter);
         CHECK(!(valid && fail_at != never));
+        CHECK(ref_fail_pos_long(s) == fail_at);  // guards the long-input reference
         (valid ? n_valid : fail_at == never ? n_truncated : n_failed)++;
 
         CHECK(is_valid_utf8(s) == valid);
@@ -489,7 +685,13 @@ TEST_CASE("utf8: differential random test against the reference decoder") {
 
         // Every position relative to the 8/16/64-byte blocks of the fast path.
         // An ASCII prefix never changes viability, so the failure just moves.
-        for (std::size_t pad = 0; pad < 72; ++pad) check_padded(s, valid, fail_at, pad);
+        // (The kernels need a run of simd::min_run bytes.)
+        for (const simd::level l : levels()) {
+            if (l != simd::level::none && s.size() < simd::min_run) continue;
+            const level_scope scope(l);
+            CAPTURE(level_name(l));
+            for (std::size_t pad = 0; pad < 72; ++pad) check_padded(s, valid, fail_at, pad);
+        }
     }
     // The generator must actually produce all three kinds of input.
     CHECK(n_valid > 300);
@@ -513,43 +715,499 @@ TEST_CASE("utf8: long multibyte text across chunk and block boundaries") {
         append_utf8(text, cp);
     }
     CHECK(ref_valid(text));
-    CHECK(is_valid_utf8(text));
-    for (int iter = 0; iter < 200; ++iter) {
-        utf8_validator v;
-        std::size_t pos = 0;
-        bool ok = true;
-        while (pos < text.size()) {
-            const std::size_t len =
-                std::min<std::size_t>(text.size() - pos, static_cast<std::size_t>(r.below(300)));
-            ok = v.feed(sub(text, pos, len)) && ok;
-            pos += len;
-        }
-        CHECK(ok);
-        CHECK(v.complete());
-    }
-    // One corrupted byte anywhere is caught, exactly where the reference says.
-    for (int iter = 0; iter < 200; ++iter) {
-        bytes t = text;
-        const std::size_t at = static_cast<std::size_t>(r.below(t.size()));
-        t[at] = static_cast<std::uint8_t>(r.below(2) ? 0xFF : 0x80);
-        // The text before the corrupted code point is valid and complete, so
-        // the reference only needs a window from that code point's start
-        // (the whole 20 KB through the brute-force reference is too slow);
-        // 12 bytes hold the corrupted code point and the next one.
-        std::size_t start = at;
-        while (start > 0 && (text[start] & 0xC0) == 0x80) --start;
-        const bytes window(t.begin() + static_cast<std::ptrdiff_t>(start),
-                           t.begin() + static_cast<std::ptrdiff_t>(std::min(t.size(), start + 12)));
-        const std::size_t rel = ref_fail_pos(window);
-        const bool valid = ref_valid(t);
-        CAPTURE(at);
-        if (rel != never) {
-            const std::size_t fail_at = start + rel;
-            CHECK_FALSE(valid);
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        CHECK(is_valid_utf8(text));
+        for (int iter = 0; iter < 200; ++iter) {
             utf8_validator v;
-            CHECK(v.feed(sub(t, 0, fail_at)));
-            CHECK_FALSE(v.feed(sub(t, fail_at, t.size() - fail_at)));
+            std::size_t pos = 0;
+            bool ok = true;
+            while (pos < text.size()) {
+                const std::size_t len =
+                    std::min<std::size_t>(text.size() - pos,
+                                          static_cast<std::size_t>(r.below(300)));
+                ok = v.feed(sub(text, pos, len)) && ok;
+                pos += len;
+            }
+            CHECK(ok);
+            CHECK(v.complete());
         }
-        CHECK(is_valid_utf8(t) == valid);
+        // One corrupted byte anywhere is caught, exactly where the reference says.
+        for (int iter = 0; iter < 200; ++iter) {
+            bytes t = text;
+            const std::size_t at = static_cast<std::size_t>(r.below(t.size()));
+            t[at] = static_cast<std::uint8_t>(r.below(2) ? 0xFF : 0x80);
+            // The text before the corrupted code point is valid and complete, so
+            // the reference only needs a window from that code point's start
+            // (the whole 20 KB through the brute-force reference is too slow);
+            // 12 bytes hold the corrupted code point and the next one.
+            std::size_t start = at;
+            while (start > 0 && (text[start] & 0xC0) == 0x80) --start;
+            const bytes window(t.begin() + static_cast<std::ptrdiff_t>(start),
+                               t.begin() +
+                                   static_cast<std::ptrdiff_t>(std::min(t.size(), start + 12)));
+            const std::size_t rel = ref_fail_pos(window);
+            const bool valid = ref_valid(t);
+            CAPTURE(at);
+            if (rel != never) {
+                const std::size_t fail_at = start + rel;
+                CHECK_FALSE(valid);
+                utf8_validator v;
+                CHECK(v.feed(sub(t, 0, fail_at)));
+                CHECK_FALSE(v.feed(sub(t, fail_at, t.size() - fail_at)));
+            }
+            CHECK(is_valid_utf8(t) == valid);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Vector kernels.
+
+TEST_CASE("utf8 simd: the pair tables flag exactly the pairs valid text cannot hold") {
+    // Every adjacent pair valid UTF-8 can contain, from all code points:
+    // pairs inside one encoding, and (last byte, first byte) across two.
+    std::vector<bool> possible(256 * 256);
+    std::array<bool, 256> first{};
+    std::array<bool, 256> last{};
+    bytes e;
+    for (std::uint32_t cp = 0; cp <= 0x10FFFF; ++cp) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        e.clear();
+        append_utf8(e, cp);
+        first[e.front()] = true;
+        last[e.back()] = true;
+        for (std::size_t i = 0; i + 1 < e.size(); ++i) possible[e[i] * 256u + e[i + 1]] = true;
+    }
+    for (unsigned a = 0; a < 256; ++a)
+        for (unsigned b = 0; b < 256; ++b)
+            if (last[a] && first[b]) possible[a * 256 + b] = true;
+
+    std::size_t mismatches = 0;
+    for (unsigned a = 0; a < 256; ++a) {
+        for (unsigned b = 0; b < 256; ++b) {
+            const std::uint8_t f =
+                simd::pair_flags(static_cast<std::uint8_t>(a), static_cast<std::uint8_t>(b));
+            const bool conts = (a & 0xC0) == 0x80 && (b & 0xC0) == 0x80;
+            // C0, C1, F5..FF are never valid, but the kernel can only see
+            // that at the pair they start (any next byte is flagged).
+            const bool b_never = b == 0xC0 || b == 0xC1 || b >= 0xF5;
+            bool ok = ((f & simd::two_conts) != 0) == conts;
+            if (!b_never) ok = ok && (((f & 0x7F) != 0) == !possible[a * 256 + b]);
+            if (!ok && mismatches++ < 5) {
+                CAPTURE(a);
+                CAPTURE(b);
+                CAPTURE(static_cast<unsigned>(f));
+                CHECK(false);
+            }
+        }
+    }
+    CHECK(mismatches == 0);
+}
+
+TEST_CASE("utf8 simd: state stand-in leads and the state after a run") {
+    namespace u = tether::ws::detail::utf8;
+    // The stand-in lead byte leaves the DFA in the state it stands for.
+    for (const std::uint8_t s : u::all_states) {
+        if (s == u::s_reject) continue;
+        const std::uint8_t lead = u::state_lead(s);
+        CHECK((lead == 0 ? u::s_accept : u::next_state(u::s_accept, lead)) == s);
+    }
+    // state_after_run: ASCII, then four bytes from every byte class end
+    // point; wherever the DFA does not reject (the kernel flags the rest),
+    // the state from the last four bytes alone is the DFA's.
+    std::size_t checked = 0;
+    static const std::uint8_t reps[] = {0x41, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC2, 0xDF,
+                                        0xE0, 0xE1, 0xED, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4};
+    for (const std::uint8_t a : reps)
+        for (const std::uint8_t b : reps)
+            for (const std::uint8_t c : reps)
+                for (const std::uint8_t d : reps) {
+                    const std::uint8_t buf[8] = {0x41, 0x41, 0x41, 0x41, a, b, c, d};
+                    std::uint64_t s = u::s_accept;
+                    for (const std::uint8_t x : buf) s = u::step(s, x);
+                    if ((s & 63) == u::s_reject) continue;  // the kernel would have flagged it
+                    ++checked;
+                    CHECK((u::state_after_run(buf + 8) & 63) == (s & 63));
+                }
+    CHECK(checked > 1000);
+}
+
+TEST_CASE("utf8 simd: kernels call clean runs clean and flag only real errors") {
+    static const std::uint8_t leads[] = {0x00, 0xC2, 0xE1, 0xF1, 0xE0, 0xED, 0xF0, 0xF4};
+    tether::rng r(0x6B65726E);
+    for (const simd::level l : levels()) {
+        if (l == simd::level::none) continue;
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        const simd::kernel_fn k = simd::kernel();
+        REQUIRE(static_cast<bool>(k));
+        std::size_t n_clean = 0;
+        std::size_t n_flagged = 0;
+        for (int iter = 0; iter < 3000; ++iter) {
+            CAPTURE(iter);
+            const std::uint8_t lead = leads[r.below(std::size(leads))];
+            // What the lead owes, then text; cut anywhere (an open tail is
+            // the caller's business and must not be flagged).
+            bytes text;
+            const std::uint8_t tail = static_cast<std::uint8_t>(0x80 + r.below(0x40));
+            switch (lead) {
+                case 0xC2: text = {tail}; break;
+                case 0xE1: text = {tail, tail}; break;
+                case 0xF1: text = {tail, tail, tail}; break;
+                case 0xE0: text = {static_cast<std::uint8_t>(0xA0 + r.below(0x20)), tail}; break;
+                case 0xED: text = {static_cast<std::uint8_t>(0x80 + r.below(0x20)), tail}; break;
+                case 0xF0:
+                    text = {static_cast<std::uint8_t>(0x90 + r.below(0x30)), tail, tail};
+                    break;
+                case 0xF4:
+                    text = {static_cast<std::uint8_t>(0x80 + r.below(0x10)), tail, tail};
+                    break;
+                default: break;
+            }
+            text = cat(text, random_text(r, 70, 600));
+            text.resize(64 + static_cast<std::size_t>(r.below(text.size() - 63)));
+            if (r.below(2)) mutate(text, r, 1 + static_cast<std::size_t>(r.below(2)));
+            if (text.size() < simd::min_run) continue;
+            const std::size_t n = text.size();
+
+            bytes stream = lead ? bytes{lead} : bytes{};
+            stream = cat(stream, text);
+            const std::size_t f = ref_fail_pos_long(stream);
+            const std::size_t f_rel = f == never ? never : f - (lead ? 1 : 0);
+
+            // At an arbitrary address.
+            const std::size_t off = static_cast<std::size_t>(r.below(64));
+            bytes buf(off + n);
+            std::copy(text.begin(), text.end(), buf.begin() + static_cast<std::ptrdiff_t>(off));
+            const simd::result res = k(buf.data() + off, n, lead);
+
+            if (f_rel == never) {
+                CHECK_FALSE(res.error);
+                CHECK(res.clean == n);
+                ++n_clean;
+                continue;
+            }
+            const std::uint8_t last = text[n - 1];
+            const bool unseen = f_rel == n - 1 && (last == 0xC0 || last == 0xC1 || last >= 0xF5);
+            if (!unseen) CHECK(res.error);
+            if (res.error) {
+                ++n_flagged;
+                // Everything before `clean` is clean; the flagged block
+                // holds the failing byte (or the one after a C0/C1/F5..FF).
+                CHECK(res.clean <= f_rel + 1);
+                CHECK(f_rel < res.clean + 64);
+            } else {
+                CHECK(res.clean == n);
+            }
+        }
+        CHECK(n_clean > 1000);
+        CHECK(n_flagged > 1000);
+    }
+}
+
+TEST_CASE("utf8 simd: an error at every position of a 64-byte window, every run offset") {
+    struct corruption {
+        const char* name;
+        bytes with;
+        bool insert;
+    };
+    const corruption corruptions[] = {
+        {"FF", {0xFF}, false},
+        {"80", {0x80}, false},
+        {"ascii", {'x'}, false},
+        {"C1", {0xC1}, false},
+        {"F5", {0xF5}, false},
+        {"F4 90", {0xF4, 0x90}, false},
+        {"E0 9F", {0xE0, 0x9F}, false},
+        {"F0 8F", {0xF0, 0x8F}, false},
+        {"+ED A0 80", {0xED, 0xA0, 0x80}, true},
+        {"+E1", {0xE1}, true},
+        {"+80", {0x80}, true},
+    };
+    const std::size_t nc = std::size(corruptions);
+    const std::vector<simd::level> lv = levels();
+    tether::rng r(0x77696E64);
+    std::size_t n_cases = 0;
+    std::size_t n_invalid = 0;
+    for (const mix& m : mixes) {
+        CAPTURE(m.name);
+        const bytes text = make_text(r, 300, m);
+        const std::size_t windows[] = {0, 150, text.size() - 64};
+        for (const std::size_t w : windows) {
+            for (std::size_t pos = w; pos < w + 64; ++pos) {
+                // Two corruptions per position, rotating through all.
+                for (const std::size_t ci : {pos % nc, (pos * 7 + 3) % nc}) {
+                    const corruption& c = corruptions[ci];
+                    bytes t = text;
+                    if (c.insert) {
+                        t.insert(t.begin() + static_cast<std::ptrdiff_t>(pos), c.with.begin(),
+                                 c.with.end());
+                    } else {
+                        for (std::size_t j = 0; j < c.with.size() && pos + j < t.size(); ++j)
+                            t[pos + j] = c.with[j];
+                    }
+                    const bool valid = ref_valid(t);
+                    const std::size_t f = ref_fail_pos_long(t);
+                    n_invalid += !valid;
+                    CAPTURE(pos);
+                    CAPTURE(c.name);
+                    for (const simd::level l : lv) {
+                        const level_scope scope(l);
+                        CAPTURE(level_name(l));
+                        // k: where the first chunk ends, so where the second
+                        // chunk's run starts (possibly inside a code point);
+                        // the copy's address moves with it.
+                        for (std::size_t k = 0; k < 64; ++k) {
+                            ++n_cases;
+                            const std::size_t off = (k * 13) % 64;
+                            bytes buf(off + t.size());
+                            std::copy(t.begin(), t.end(),
+                                      buf.begin() + static_cast<std::ptrdiff_t>(off));
+                            const std::span<const std::uint8_t> all(buf.data() + off, t.size());
+                            CHECK(is_valid_utf8(all) == valid);
+                            utf8_validator v;
+                            const bool ok1 = v.feed(all.first(k));
+                            CHECK(ok1 == (f == never || f >= k));
+                            if (f == never) {
+                                CHECK(v.feed(all.subspan(k)));
+                                CHECK(v.complete() == valid);
+                            } else if (f >= k) {
+                                // Exactly at f: all before it passes, f fails.
+                                utf8_validator w2 = v;
+                                CHECK(v.feed(all.subspan(k, f - k)));
+                                CHECK_FALSE(v.feed(all.subspan(f, 1)));
+                                CHECK_FALSE(w2.feed(all.subspan(k)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    CHECK(n_invalid > 1000);
+    MESSAGE(n_cases << " cases, " << n_invalid << " invalid texts");
+}
+
+namespace {
+
+// Runs every input through the validator at every level (level outermost:
+// switching is not free under sanitizers) and checks that each level gives
+// the scalar DFA's answer and that the DFA's matches the reference.
+// An input is `prefix` fed alone (leaving a pending state), then `body`.
+struct level_sweep {
+    std::vector<bytes> prefixes;
+    std::vector<bytes> bodies;
+    std::vector<std::pair<std::size_t, std::size_t>> inputs;  // (prefix, body)
+
+    void run() {
+        const std::vector<simd::level> lv = levels();
+        std::vector<std::uint8_t> scalar;
+        std::size_t mismatches = 0;
+        for (const simd::level l : lv) {
+            const level_scope scope(l);
+            std::vector<std::uint8_t> got;
+            got.reserve(inputs.size());
+            for (const auto& [pi, bi] : inputs) {
+                utf8_validator v;
+                v.feed(prefixes[pi]);
+                const bool ok = v.feed(bodies[bi]);
+                got.push_back(
+                    static_cast<std::uint8_t>(ok | (v.complete() << 1) | (v.failed() << 2)));
+            }
+            if (l == simd::level::none) {
+                scalar = got;
+                // Both kinds of input, or the sweep proves nothing.
+                const auto n_valid = static_cast<std::size_t>(std::count_if(
+                    got.begin(), got.end(), [](std::uint8_t g) { return (g & 3) == 3; }));
+                CHECK(n_valid * 1000 > inputs.size());
+                CHECK((inputs.size() - n_valid) * 1000 > inputs.size());
+                for (std::size_t i = 0; i < inputs.size(); ++i) {
+                    const bytes all = cat(prefixes[inputs[i].first], bodies[inputs[i].second]);
+                    if (((scalar[i] & 3) == 3) != ref_valid(all) && mismatches++ < 5) {
+                        CAPTURE(i);
+                        CHECK(false);
+                    }
+                }
+            } else {
+                for (std::size_t i = 0; i < inputs.size(); ++i) {
+                    if (got[i] != scalar[i] && mismatches++ < 5) {
+                        CAPTURE(level_name(l));
+                        CAPTURE(i);
+                        CAPTURE(prefixes[inputs[i].first].size());
+                        CAPTURE(static_cast<unsigned>(got[i]));
+                        CAPTURE(static_cast<unsigned>(scalar[i]));
+                        CHECK(false);
+                    }
+                }
+            }
+        }
+        CHECK(mismatches == 0);
+    }
+};
+
+// Exactly `len` bytes of valid text: whole code points of `text`, then ASCII.
+bytes head_of(const bytes& text, std::size_t len) {
+    std::size_t n = 0;
+    while (n < text.size()) {
+        std::size_t next = n + 1;
+        while (next < text.size() && (text[next] & 0xC0) == 0x80) ++next;
+        if (next > len) break;
+        n = next;
+    }
+    bytes out(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n));
+    out.resize(len, 'a');
+    return out;
+}
+
+// Every byte class end point (and the never-valid bytes).
+const std::uint8_t class_reps[] = {0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2,
+                                   0xDF, 0xE0, 0xE1, 0xED, 0xF0, 0xF1, 0xF4, 0xF5};
+
+}  // namespace
+
+TEST_CASE("utf8 simd: every pending state, then every two bytes, then a long run") {
+    // Prefixes that leave the DFA in each state, fed as their own chunk so
+    // the body's run starts inside the code point (the kernel's stand-in
+    // lead), then all 65536 two-byte starts.
+    level_sweep sw;
+    sw.prefixes = {{},     {0xC2}, {0xE1}, {0xE1, 0x80}, {0xF1}, {0xF1, 0x80}, {0xF1, 0x80, 0x80},
+                   {0xE0}, {0xED}, {0xF0}, {0xF4}};
+    tether::rng r(0x73746174);
+    const bytes cyr = make_text(r, 70, mixes[0]);
+    for (unsigned x = 0; x < 256; ++x)
+        for (unsigned y = 0; y < 256; ++y) {
+            sw.bodies.push_back(
+                cat(bytes{static_cast<std::uint8_t>(x), static_cast<std::uint8_t>(y)}, cyr));
+            for (std::size_t p = 0; p < sw.prefixes.size(); ++p)
+                sw.inputs.emplace_back(p, sw.bodies.size() - 1);
+        }
+    sw.run();
+}
+
+TEST_CASE("utf8 simd: four bytes from every byte class across the first vector and at the end") {
+    // The first vector of a run takes its previous bytes from the stand-in
+    // lead and alignr, later ones load them; the last vector overlaps the
+    // one before. Four bytes of any classes straddling the end of the first
+    // vector (16 or 32 bytes) or ending the run, after a pending state.
+    level_sweep sw;
+    sw.prefixes = {{}, {0xF1, 0x80}};
+    tether::rng r(0x666F7572);
+    const bytes cjk = make_text(r, 120, mixes[1]);
+    for (const std::size_t at : {std::size_t{14}, std::size_t{30}, std::size_t{100}}) {
+        const bytes head = head_of(cjk, at);
+        REQUIRE(ref_valid(head));
+        for (const std::uint8_t a : class_reps)
+            for (const std::uint8_t b : class_reps)
+                for (const std::uint8_t c : class_reps)
+                    for (const std::uint8_t d : class_reps) {
+                        bytes body = cat(head, bytes{a, b, c, d});
+                        if (at < 64) body = cat(body, cjk);
+                        sw.bodies.push_back(std::move(body));
+                        sw.inputs.emplace_back(0, sw.bodies.size() - 1);
+                        if (at < 16) sw.inputs.emplace_back(1, sw.bodies.size() - 1);
+                    }
+    }
+    sw.run();
+}
+
+TEST_CASE("utf8 simd: a sequence left open before an all-ASCII block") {
+    // The kernels skip the pair checks on an all-ASCII 64-byte group and
+    // only look at whether the group before left a sequence open: put
+    // every open (and closed) sequence end at every offset of a group.
+    level_sweep sw;
+    sw.prefixes = {{}, {0xF0}};
+    tether::rng r(0x6F70656E);
+    const bytes cyr = make_text(r, 200, mixes[0]);
+    const bytes ends[] = {{0xC2},
+                          {0xE1},
+                          {0xE1, 0x80},
+                          {0xF1},
+                          {0xF1, 0x80},
+                          {0xF1, 0x80, 0x80},
+                          {0xF4, 0x8F, 0xBF},
+                          {0xC2, 0x80},
+                          {0xE1, 0x80, 0x80},
+                          {0xF1, 0x80, 0x80, 0x80},
+                          {0xC0},
+                          {0xFF}};
+    for (std::size_t len = 0; len < 140; ++len) {
+        const bytes head = head_of(cyr, len);
+        REQUIRE(ref_valid(head));
+        for (const bytes& e : ends) {
+            sw.bodies.push_back(cat(cat(cat(bytes{0x90, 0x80, 0x80}, head), e), ascii(150)));
+            sw.inputs.emplace_back(0, sw.bodies.size() - 1);  // starts with a stray continuation
+            sw.inputs.emplace_back(1, sw.bodies.size() - 1);  // valid start (F0 90 80 80)
+        }
+    }
+    sw.run();
+}
+
+TEST_CASE("utf8 simd: random long buffers against the reference, at every level") {
+    tether::rng r(0x6C6F6E67);
+    const std::vector<simd::level> lv = levels();
+    std::size_t n_valid = 0;
+    std::size_t n_truncated = 0;
+    std::size_t n_failed = 0;
+    for (int iter = 0; iter < 400; ++iter) {
+        CAPTURE(iter);
+        bytes s = random_text(r, 64, 3000);
+        mutate(s, r, static_cast<std::size_t>(r.below(4)));
+        if (r.below(4) == 0) s.resize(static_cast<std::size_t>(r.below(s.size() + 1)));
+        const bool valid = ref_valid(s);
+        const std::size_t fail_at = ref_fail_pos_long(s);
+        (valid ? n_valid : fail_at == never ? n_truncated : n_failed)++;
+        for (const simd::level l : lv) {
+            const level_scope scope(l);
+            CAPTURE(level_name(l));
+            check_long(s, valid, fail_at, r);
+        }
+    }
+    CHECK(n_valid > 50);
+    CHECK(n_truncated > 10);
+    CHECK(n_failed > 150);
+    MESSAGE("valid " << n_valid << ", truncated " << n_truncated << ", failed " << n_failed);
+}
+
+TEST_CASE("utf8 simd: the kernels change nothing (hook off vs on, same chunks)") {
+    tether::rng r(0x686F6F6B);
+    const std::vector<simd::level> lv = levels();
+    MESSAGE("best kernel on this CPU: " << level_name(lv.back()));
+    for (int iter = 0; iter < 1500; ++iter) {
+        CAPTURE(iter);
+        bytes s;
+        switch (r.below(3)) {
+            case 0:  // text, mutated
+                s = random_text(r, 0, 2000);
+                mutate(s, r, static_cast<std::size_t>(r.below(3)));
+                break;
+            case 1: {  // byte soup biased to the interesting bytes
+                static const std::uint8_t pool[] = {0x41, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF,
+                                                    0xC0, 0xC2, 0xDF, 0xE0, 0xE1, 0xED, 0xEF,
+                                                    0xF0, 0xF1, 0xF4, 0xF5, 0xFF};
+                s.resize(static_cast<std::size_t>(r.below(300)));
+                for (auto& c : s) c = pool[r.below(std::size(pool))];
+                break;
+            }
+            default:  // valid text with one open sequence or error near a chunk edge
+                s = random_text(r, 64, 500);
+                s.push_back(static_cast<std::uint8_t>(0xC0 + r.below(0x40)));
+                s = cat(s, random_text(r, 0, 200));
+                break;
+        }
+        const std::vector<std::size_t> cuts = random_cuts(r, s.size());
+        std::vector<int> scalar;
+        for (const simd::level l : lv) {
+            const level_scope scope(l);
+            const std::vector<int> got = trace(s, cuts);
+            if (l == simd::level::none) {
+                scalar = got;
+                CHECK((got[got.size() - 2] == 1 && got[got.size() - 1] == 0) == ref_valid(s));
+            } else {
+                CAPTURE(level_name(l));
+                CHECK(got == scalar);
+            }
+        }
     }
 }

@@ -52,7 +52,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -336,76 +336,113 @@ enum class field_type : std::uint8_t { string, integer, boolean, any, object, st
 
 struct field_desc {
     field_type type;
-    const char* wrong;  ///< message when the value breaks the field's rule
+    const char* wrong;                              ///< message when the rule is broken
+    std::string_view envelope::*text;               ///< where string and raw fields go
+    std::optional<std::int64_t> envelope::*number;  ///< where integer fields go
 };
 
+constexpr field_desc view(field_type t, const char* wrong, std::string_view envelope::*slot) {
+    return {t, wrong, slot, nullptr};
+}
+constexpr field_desc integer(const char* wrong, std::optional<std::int64_t> envelope::*slot) {
+    return {field_type::integer, wrong, nullptr, slot};
+}
+
+/// Indexed by `field`.
 inline constexpr field_desc k_fields[field_count] = {
-    {field_type::string, "kind: expected a string"},
-    {field_type::integer, "protocol_version: expected a whole number in 0..2^53-1"},
-    {field_type::string, "session_id: expected a string"},
-    {field_type::string, "room_id: expected a string"},
-    {field_type::integer, "event_id: expected a whole number in 0..2^53-1"},
-    {field_type::string, "epoch: expected a string"},
-    {field_type::string, "id: expected a string"},
-    {field_type::string, "correlation_id: expected a string"},
-    {field_type::string, "sender: expected a string"},
-    {field_type::any, ""},
-    {field_type::integer, "ts: expected a whole number in 0..2^53-1"},
-    {field_type::boolean, "resumed: expected true or false"},
-    {field_type::integer, "heartbeat_ms: expected a whole number in 0..2^53-1"},
-    {field_type::string_array, "caps: expected an array of strings"},
-    {field_type::object, "limits: expected an object"},
-    {field_type::integer, "resume_from: expected a whole number in 0..2^53-1"},
-    {field_type::string, "resume: expected a string"},
-    {field_type::integer, "replay_to: expected a whole number in 0..2^53-1"},
-    {field_type::integer, "head: expected a whole number in 0..2^53-1"},
-    {field_type::string, "reason: expected a string"},
-    {field_type::string_array, "members: expected an array of strings"},
-    {field_type::string, "status: expected a string"},
-    {field_type::string, "code: expected a string"},
-    {field_type::string, "message: expected a string"},
-    {field_type::integer, "retry_after_ms: expected a whole number in 0..2^53-1"},
-    {field_type::heads, "heads: expected an object of room_id to whole numbers in 0..2^53-1"},
-    {field_type::string, "user: expected a string"},
+    view(field_type::string, "kind: expected a string", &envelope::kind),
+    integer("protocol_version: expected a whole number in 0..2^53-1", &envelope::protocol_version),
+    view(field_type::string, "session_id: expected a string", &envelope::session_id),
+    view(field_type::string, "room_id: expected a string", &envelope::room_id),
+    integer("event_id: expected a whole number in 0..2^53-1", &envelope::event_id),
+    view(field_type::string, "epoch: expected a string", &envelope::epoch),
+    view(field_type::string, "id: expected a string", &envelope::id),
+    view(field_type::string, "correlation_id: expected a string", &envelope::correlation_id),
+    view(field_type::string, "sender: expected a string", &envelope::sender),
+    view(field_type::any, "", &envelope::payload),
+    integer("ts: expected a whole number in 0..2^53-1", &envelope::ts),
+    {field_type::boolean, "resumed: expected true or false", nullptr, nullptr},
+    integer("heartbeat_ms: expected a whole number in 0..2^53-1", &envelope::heartbeat_ms),
+    view(field_type::string_array, "caps: expected an array of strings", &envelope::caps),
+    view(field_type::object, "limits: expected an object", &envelope::limits),
+    integer("resume_from: expected a whole number in 0..2^53-1", &envelope::resume_from),
+    view(field_type::string, "resume: expected a string", &envelope::resume),
+    integer("replay_to: expected a whole number in 0..2^53-1", &envelope::replay_to),
+    integer("head: expected a whole number in 0..2^53-1", &envelope::head),
+    view(field_type::string, "reason: expected a string", &envelope::reason),
+    view(field_type::string_array, "members: expected an array of strings", &envelope::members),
+    view(field_type::string, "status: expected a string", &envelope::status),
+    view(field_type::string, "code: expected a string", &envelope::code),
+    view(field_type::string, "message: expected a string", &envelope::message),
+    integer("retry_after_ms: expected a whole number in 0..2^53-1", &envelope::retry_after_ms),
+    view(field_type::heads, "heads: expected an object of room_id to whole numbers in 0..2^53-1",
+         &envelope::heads),
+    view(field_type::string, "user: expected a string", &envelope::user),
 };
 
 /// Field for a decoded member name, or -1 for an unknown (ignored) one.
-/// Dispatch on length first: at most five candidates share one.
-constexpr int lookup_field(std::string_view k) noexcept {
-    struct candidate {
-        std::string_view name;
-        field f;
+/// Dispatch on length, then compare with fixed-size memcmp (inlined).
+[[gnu::always_inline]] inline int lookup_field(std::string_view k) noexcept {
+    const char* const d = k.data();
+    const auto is = [d]<std::size_t N>(const char (&name)[N]) noexcept {
+        return std::memcmp(d, name, N - 1) == 0;
     };
-    const auto pick = [k](std::initializer_list<candidate> cs) noexcept {
-        for (const candidate& c : cs)
-            if (c.name == k) return static_cast<int>(c.f);
-        return -1;
-    };
+    const auto r = [](field f) noexcept { return static_cast<int>(f); };
     switch (k.size()) {
-        case 2: return pick({{"id", field::id}, {"ts", field::ts}});
+        case 2:
+            if (is("id")) return r(field::id);
+            if (is("ts")) return r(field::ts);
+            break;
         case 4:
-            return pick({{"kind", field::kind}, {"caps", field::caps}, {"code", field::code},
-                         {"head", field::head}, {"user", field::user}});
-        case 5: return pick({{"epoch", field::epoch}, {"heads", field::heads}});
+            if (is("kind")) return r(field::kind);
+            if (is("caps")) return r(field::caps);
+            if (is("code")) return r(field::code);
+            if (is("head")) return r(field::head);
+            if (is("user")) return r(field::user);
+            break;
+        case 5:
+            if (is("epoch")) return r(field::epoch);
+            if (is("heads")) return r(field::heads);
+            break;
         case 6:
-            return pick({{"sender", field::sender}, {"status", field::status},
-                         {"reason", field::reason}, {"resume", field::resume},
-                         {"limits", field::limits}});
+            if (is("sender")) return r(field::sender);
+            if (is("status")) return r(field::status);
+            if (is("reason")) return r(field::reason);
+            if (is("resume")) return r(field::resume);
+            if (is("limits")) return r(field::limits);
+            break;
         case 7:
-            return pick({{"room_id", field::room_id}, {"payload", field::payload},
-                         {"members", field::members}, {"resumed", field::resumed},
-                         {"message", field::message}});
-        case 8: return pick({{"event_id", field::event_id}});
-        case 9: return pick({{"replay_to", field::replay_to}});
-        case 10: return pick({{"session_id", field::session_id}});
-        case 11: return pick({{"resume_from", field::resume_from}});
-        case 12: return pick({{"heartbeat_ms", field::heartbeat_ms}});
+            if (is("room_id")) return r(field::room_id);
+            if (is("payload")) return r(field::payload);
+            if (is("members")) return r(field::members);
+            if (is("resumed")) return r(field::resumed);
+            if (is("message")) return r(field::message);
+            break;
+        case 8:
+            if (is("event_id")) return r(field::event_id);
+            break;
+        case 9:
+            if (is("replay_to")) return r(field::replay_to);
+            break;
+        case 10:
+            if (is("session_id")) return r(field::session_id);
+            break;
+        case 11:
+            if (is("resume_from")) return r(field::resume_from);
+            break;
+        case 12:
+            if (is("heartbeat_ms")) return r(field::heartbeat_ms);
+            break;
         case 14:
-            return pick({{"correlation_id", field::correlation_id},
-                         {"retry_after_ms", field::retry_after_ms}});
-        case 16: return pick({{"protocol_version", field::protocol_version}});
-        default: return -1;
+            if (is("correlation_id")) return r(field::correlation_id);
+            if (is("retry_after_ms")) return r(field::retry_after_ms);
+            break;
+        case 16:
+            if (is("protocol_version")) return r(field::protocol_version);
+            break;
+        default: break;
     }
+    return -1;
 }
 
 inline constexpr const char* json_error_message(json_error e) noexcept {
@@ -441,6 +478,10 @@ public:
 
     const reader_config& config() const noexcept { return cfg_; }
 
+    /// Parses one frame into `out` (reset first). On failure the result
+    /// names the error code, a static message and the byte offset, plus the
+    /// echo fields; `out` then holds the fields that were valid, for
+    /// diagnostics only.
     parse_result read(std::string_view text, envelope& out) noexcept {
         out = envelope{};
         parse_result r;
@@ -495,45 +536,8 @@ private:
         return {dst, n};
     }
 
-    static std::string_view* string_slot(envelope& e, field f) noexcept {
-        switch (f) {
-            case field::kind: return &e.kind;
-            case field::session_id: return &e.session_id;
-            case field::room_id: return &e.room_id;
-            case field::epoch: return &e.epoch;
-            case field::id: return &e.id;
-            case field::correlation_id: return &e.correlation_id;
-            case field::sender: return &e.sender;
-            case field::payload: return &e.payload;
-            case field::caps: return &e.caps;
-            case field::limits: return &e.limits;
-            case field::resume: return &e.resume;
-            case field::reason: return &e.reason;
-            case field::members: return &e.members;
-            case field::status: return &e.status;
-            case field::code: return &e.code;
-            case field::message: return &e.message;
-            case field::heads: return &e.heads;
-            case field::user: return &e.user;
-            default: return nullptr;
-        }
-    }
-
-    static std::optional<std::int64_t>* int_slot(envelope& e, field f) noexcept {
-        switch (f) {
-            case field::protocol_version: return &e.protocol_version;
-            case field::event_id: return &e.event_id;
-            case field::ts: return &e.ts;
-            case field::heartbeat_ms: return &e.heartbeat_ms;
-            case field::resume_from: return &e.resume_from;
-            case field::replay_to: return &e.replay_to;
-            case field::head: return &e.head;
-            case field::retry_after_ms: return &e.retry_after_ms;
-            default: return nullptr;
-        }
-    }
-
-    void apply(field f, const json_member& m, envelope& out, parse_result& r) noexcept {
+    [[gnu::always_inline]] void apply(field f, const json_member& m, envelope& out,
+                                      parse_result& r) noexcept {
         const detail::field_desc& d = detail::k_fields[static_cast<std::size_t>(f)];
         const auto wrong = [&] { field_failure(r, error_code::bad_request, d.wrong, m); };
         switch (d.type) {
@@ -544,12 +548,13 @@ private:
                     case field::kind:
                         if (s.empty() || s.size() > cfg_.max_kind_bytes)
                             return field_failure(r, error_code::bad_request,
-                                                 "kind: must be 1 to max_kind_bytes bytes", m);
+                                                 "kind: empty or too long", m);
                         break;
                     case field::room_id:
                         if (!is_valid_room_id(s))
-                            return field_failure(r, error_code::bad_room_id,
-                                                 "room_id: must be 1-128 bytes of [A-Za-z0-9._:-]", m);
+                            return field_failure(
+                                r, error_code::bad_room_id,
+                                "room_id: must be 1-128 bytes of [A-Za-z0-9._:-]", m);
                         break;
                     case field::id:
                         if (!is_valid_id(s))
@@ -560,19 +565,20 @@ private:
                     case field::correlation_id:
                         if (s.empty() || s.size() > cfg_.max_correlation_id_bytes)
                             return field_failure(r, error_code::bad_request,
-                                                 "correlation_id: must be 1 to max_correlation_id_bytes bytes", m);
+                                                 "correlation_id: empty or too long", m);
                         r.correlation_id = s;
                         break;
                     default: break;
                 }
-                *string_slot(out, f) = s;
+                out.*d.text = s;
                 break;
             }
             case detail::field_type::integer: {
                 if (m.type != json_type::number) return wrong();
-                const auto v = detail::parse_whole_number(m.value);
-                if (!v) return wrong();
-                *int_slot(out, f) = static_cast<std::int64_t>(*v);
+                const auto v = m.is_uint ? std::optional<std::uint64_t>(m.uint_value)
+                                         : detail::parse_whole_number(m.value);
+                if (!v || *v > detail::k_max_safe_integer) return wrong();
+                out.*d.number = static_cast<std::int64_t>(*v);
                 break;
             }
             case detail::field_type::boolean:
@@ -580,26 +586,27 @@ private:
                 out.resumed = m.value.front() == 't';
                 break;
             case detail::field_type::any:
-                *string_slot(out, f) = m.value;
+                out.*d.text = m.value;
                 break;
             case detail::field_type::object:
                 if (m.type != json_type::object) return wrong();
-                *string_slot(out, f) = m.value;
+                out.*d.text = m.value;
                 break;
             case detail::field_type::string_array:
                 if (m.type != json_type::array ||
                     !detail::walk_string_array(m.value, [](std::string_view, bool) {}))
                     return wrong();
-                *string_slot(out, f) = m.value;
+                out.*d.text = m.value;
                 break;
             case detail::field_type::heads: {
                 if (m.type != json_type::object) return wrong();
-                const auto st = detail::walk_heads(m.value, [](std::string_view, std::int64_t) {});
+                const auto st =
+                    detail::walk_heads(m.value, [](std::string_view, std::int64_t) {});
                 if (st == detail::heads_status::bad_room_id)
                     return field_failure(r, error_code::bad_room_id,
                                          "heads: key is not a valid room_id", m);
                 if (st != detail::heads_status::ok) return wrong();
-                *string_slot(out, f) = m.value;
+                out.*d.text = m.value;
                 break;
             }
         }

@@ -19,11 +19,20 @@
 // overflow the C++ stack) and owns all of its working memory: the stack of
 // open containers, and a stack of member-name slices for the objects still
 // open. Both grow to the largest document seen and are then reused, so a
-// long-lived scanner does not allocate per document. Names are compared
-// pairwise while an object has at most k_linear_keys members (the common
-// case: a handful); a larger object is checked again when it closes by
-// sorting the indices of its names, O(k log k), so a hostile object with
-// thousands of members cannot make the check quadratic.
+// long-lived scanner does not allocate per document (allocation failure,
+// as everywhere without exceptions, terminates).
+//
+// Duplicate names: while an object has at most k_linear_keys members (the
+// common case: a handful), each new unescaped name first looks up a 6-bit
+// hash in a per-object 64-bit Bloom mask, and only a hit (or an escaped name
+// anywhere in the object) costs a pairwise comparison by decoded value. A
+// larger object is checked once more when it closes, by sorting the indices
+// of its names: O(k log k), so a hostile object with thousands of members
+// cannot make the check quadratic.
+//
+// Strings, the bulk of every envelope, are scanned 16 bytes at a time (SSE2
+// where the target has it, two SWAR words otherwise) for the bytes that need
+// a closer look: quote, backslash, controls and non-ASCII.
 //
 // Two ways in: validate() a whole document, or begin_object() +
 // next_member() to walk the members of a top-level object one by one. The
@@ -41,6 +50,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -60,6 +70,10 @@ struct json_member {
     json_type type = json_type::null;
     std::string_view value;    ///< exact input bytes of the value (strings keep their quotes)
     bool value_escaped = false;  ///< for strings: the body has escapes to decode
+    /// For numbers written as at most 16 plain digits (no sign, fraction or
+    /// exponent): true, with the value in uint_value. Other numbers: false.
+    bool is_uint = false;
+    std::uint64_t uint_value = 0;
 
     /// For strings: the body between the quotes, as written.
     std::string_view string_body() const noexcept {
@@ -74,8 +88,8 @@ public:
     static constexpr std::size_t k_linear_keys = 16;
 
     explicit json_scanner(json_config cfg = {}) : cfg_(cfg) {
-        stack_.reserve(std::min<std::size_t>(cfg_.max_depth, 64));
-        keys_.reserve(64);
+        stack_.resize(std::min<std::size_t>(cfg_.max_depth, 64) + 1);
+        keys_.resize(64);
     }
 
     const json_config& config() const noexcept { return cfg_; }
@@ -105,12 +119,12 @@ public:
             return err_ = e;
         }
         if (cfg_.max_depth == 0) return fail(p, json_error::too_deep);
-        stack_.push_back({0, true});
+        push_frame(true);
         p = detail::skip_ws(p + 1, end_);
         pos_ = p;
         if (p != end_ && *p == '}') {
             ++p;
-            stack_.pop_back();
+            --depth_;
             walk_ = walk_state::done;
             const json_error e = finish(p);
             if (e != json_error::ok) walk_ = walk_state::failed;
@@ -123,7 +137,7 @@ public:
     /// Next member of the object opened by begin_object(). Returns false at
     /// the end of the object (error() == ok, the whole text was valid) or on
     /// an error (error() says which).
-    bool next_member(json_member& m) noexcept {
+    [[gnu::always_inline]] bool next_member(json_member& m) noexcept {
         const char* p = pos_;
         if (walk_ != walk_state::first && walk_ != walk_state::more) return false;
         if (walk_ == walk_state::more) {
@@ -131,11 +145,11 @@ public:
             if (p == end_) return walk_fail(p, json_error::unexpected_end);
             if (*p == '}') {
                 ++p;
-                if (const json_error e = close_object(stack_.back()); e != json_error::ok) {
+                if (const json_error e = close_object(top()); e != json_error::ok) {
                     walk_ = walk_state::failed;
                     return false;
                 }
-                stack_.pop_back();
+                --depth_;
                 walk_ = walk_state::done;
                 if (finish(p) != json_error::ok) walk_ = walk_state::failed;
                 return false;
@@ -147,11 +161,12 @@ public:
             walk_ = walk_state::failed;
             return false;
         }
-        const detail::key_ref& k = keys_.back();
+        const detail::key_ref& k = keys_[nkeys_ - 1];
         p = detail::skip_ws(p, end_);
         if (p == end_) return walk_fail(p, json_error::unexpected_end);
         const char* const vbeg = p;
         m.value_escaped = false;
+        m.is_uint = false;
         switch (*p) {
             case '{': m.type = json_type::object; break;
             case '[': m.type = json_type::array; break;
@@ -160,14 +175,31 @@ public:
             case 'n': m.type = json_type::null; break;
             default: m.type = json_type::number; break;
         }
-        if (m.type == json_type::string) {
-            ++p;
-            detail::string_facts f;
-            if (const json_error e = detail::scan_string(p, end_, f); e != json_error::ok)
-                return walk_fail(p, e);
-            ++p;
-            m.value_escaped = f.escaped;
-        } else if (const json_error e = scan_value(p); e != json_error::ok) {
+        json_error e = json_error::ok;
+        switch (m.type) {
+            case json_type::string: {
+                ++p;
+                detail::string_facts f;
+                if ((e = detail::scan_string_fast(p, end_, f)) != json_error::ok)
+                    return walk_fail(p, e);
+                ++p;
+                m.value_escaped = f.escaped;
+                break;
+            }
+            case json_type::number:
+                if (*p != '-' && !detail::is_digit(*p))
+                    return walk_fail(p, json_error::unexpected_char);
+                if ((e = detail::scan_number(p, end_, &m.uint_value, &m.is_uint)) != json_error::ok)
+                    return walk_fail(p, e);
+                break;
+            case json_type::boolean:
+                e = scan_literal(p, *p == 't' ? std::string_view("true")
+                                              : std::string_view("false"));
+                break;
+            case json_type::null: e = scan_literal(p, "null"); break;
+            default: e = scan_value(p); break;
+        }
+        if (e != json_error::ok) {
             walk_ = walk_state::failed;
             return false;
         }
@@ -195,10 +227,19 @@ public:
 
 private:
     struct frame {
-        std::size_t key_begin;  ///< first index in keys_ of this object's names
+        std::size_t key_begin;   ///< first index in keys_ of this object's names
         bool is_object;
+        bool has_escaped = false;  ///< some name in this object had escapes
+        std::uint64_t bloom = 0;   ///< name_hash6 bits of the unescaped names
     };
     enum class walk_state : std::uint8_t { idle, first, more, done, failed };
+
+    frame& top() noexcept { return stack_[depth_ - 1]; }
+
+    void push_frame(bool is_object) {
+        if (depth_ == stack_.size()) stack_.resize(stack_.size() * 2);
+        stack_[depth_++] = frame{nkeys_, is_object, false, 0};
+    }
 
     void reset(std::string_view doc) noexcept {
         begin_ = doc.data();
@@ -206,8 +247,8 @@ private:
         pos_ = err_pos_ = begin_;
         err_ = json_error::ok;
         walk_ = walk_state::idle;
-        stack_.clear();
-        keys_.clear();
+        depth_ = 0;
+        nkeys_ = 0;
     }
 
     json_error fail(const char* at, json_error e) noexcept {
@@ -231,36 +272,55 @@ private:
 
     /// Scans `"name" ws ":"` at p (inside an object whose frame is on top),
     /// records the name and checks it against the earlier names.
-    json_error scan_key(const char*& p) noexcept {
-        if (p == end_) return fail(p, json_error::unexpected_end);
-        if (*p != '"') return fail(p, json_error::unexpected_char);
+    // always_inline: the per-member path (next_member -> scan_key, and the
+    // reader's lookup/apply) costs ~25% more instructions as separate calls.
+    [[gnu::always_inline]] json_error scan_key(const char*& p) noexcept {
+        if (p == end_ || *p != '"') [[unlikely]]
+            return fail(p, p == end_ ? json_error::unexpected_end : json_error::unexpected_char);
         const char* const body = ++p;
         detail::string_facts f;
-        if (const json_error e = detail::scan_string(p, end_, f); e != json_error::ok)
-            return fail(p, e);
+        if (const json_error e = detail::scan_string_fast(p, end_, f); e != json_error::ok)
+            [[unlikely]] return fail(p, e);
         const detail::key_ref k{body, static_cast<std::size_t>(p - body), f.decoded_size,
                                 f.escaped};
         ++p;
-        const std::size_t first = stack_.back().key_begin;
-        const std::size_t index = keys_.size() - first;
-        if (index < k_linear_keys) {
-            for (std::size_t i = first; i < keys_.size(); ++i) {
-                const detail::key_ref& o = keys_[i];
-                if (o.decoded_size == k.decoded_size && detail::compare_keys(o, k) == 0)
-                    return fail(body - 1, json_error::duplicate_key);
+        frame& fr = top();
+        if (nkeys_ - fr.key_begin < k_linear_keys) {
+            // A name whose Bloom bit is new cannot repeat an unescaped name;
+            // once an escaped name is in the object, always compare.
+            bool compare = true;
+            if (!k.escaped && !fr.has_escaped) [[likely]] {
+                const std::uint64_t bit = std::uint64_t{1}
+                                          << detail::name_hash6(k.data, k.raw_size, end_);
+                compare = (fr.bloom & bit) != 0;
+                fr.bloom |= bit;
             }
+            fr.has_escaped |= k.escaped;
+            if (compare && repeats(fr, k)) [[unlikely]]
+                return fail(body - 1, json_error::duplicate_key);
         }
-        keys_.push_back(k);
+        if (nkeys_ == keys_.size()) [[unlikely]]
+            keys_.resize(keys_.size() * 2);
+        keys_[nkeys_++] = k;
         p = detail::skip_ws(p, end_);
-        if (p == end_) return fail(p, json_error::unexpected_end);
-        if (*p != ':') return fail(p, json_error::unexpected_char);
+        if (p == end_ || *p != ':') [[unlikely]]
+            return fail(p, p == end_ ? json_error::unexpected_end : json_error::unexpected_char);
         ++p;
         return json_error::ok;
     }
 
+    /// Does `k` repeat a name already recorded for the object `fr`?
+    bool repeats(const frame& fr, const detail::key_ref& k) const noexcept {
+        for (std::size_t i = fr.key_begin; i < nkeys_; ++i) {
+            const detail::key_ref& o = keys_[i];
+            if (o.decoded_size == k.decoded_size && detail::compare_keys(o, k) == 0) return true;
+        }
+        return false;
+    }
+
     /// Called when an object closes: large objects get the sorted check.
     json_error close_object(const frame& f) noexcept {
-        const std::size_t n = keys_.size() - f.key_begin;
+        const std::size_t n = nkeys_ - f.key_begin;
         if (n > k_linear_keys) {
             order_.resize(n);
             for (std::size_t i = 0; i < n; ++i) order_[i] = f.key_begin + i;
@@ -274,7 +334,7 @@ private:
                     return fail(std::max(a.data, b.data) - 1, json_error::duplicate_key);
             }
         }
-        keys_.resize(f.key_begin);
+        nkeys_ = f.key_begin;
         return json_error::ok;
     }
 
@@ -294,7 +354,7 @@ private:
     json_error scan_value(const char*& pp) noexcept {
         const char* p = pp;
         const char* const end = end_;
-        const std::size_t base = stack_.size();
+        const std::size_t base = depth_;
         json_error e = json_error::ok;
         for (;;) {
             // A value starts here.
@@ -305,13 +365,13 @@ private:
                 case '{':
                 case '[': {
                     const bool obj = *p == '{';
-                    if (stack_.size() >= cfg_.max_depth) return fail(p, json_error::too_deep);
-                    stack_.push_back({keys_.size(), obj});
+                    if (depth_ >= cfg_.max_depth) return fail(p, json_error::too_deep);
+                    push_frame(obj);
                     p = detail::skip_ws(p + 1, end);
                     if (p == end) return fail(p, json_error::unexpected_end);
                     if (*p == (obj ? '}' : ']')) {
                         ++p;
-                        stack_.pop_back();
+                        --depth_;
                     } else {
                         if (obj && (e = scan_key(p)) != json_error::ok) return e;
                         opened = true;
@@ -321,7 +381,8 @@ private:
                 case '"': {
                     ++p;
                     detail::string_facts f;
-                    if ((e = detail::scan_string(p, end, f)) != json_error::ok) return fail(p, e);
+                    if ((e = detail::scan_string_fast(p, end, f)) != json_error::ok)
+                        return fail(p, e);
                     ++p;
                     break;
                 }
@@ -344,25 +405,25 @@ private:
             if (opened) continue;
             // A value ended: close containers until one wants another value.
             for (;;) {
-                if (stack_.size() == base) {
+                if (depth_ == base) {
                     pp = p;
                     return json_error::ok;
                 }
                 p = detail::skip_ws(p, end);
                 if (p == end) return fail(p, json_error::unexpected_end);
-                const frame& top = stack_.back();
+                const frame& fr = top();
                 if (*p == ',') {
                     ++p;
-                    if (top.is_object) {
+                    if (fr.is_object) {
                         p = detail::skip_ws(p, end);
                         if ((e = scan_key(p)) != json_error::ok) return e;
                     }
                     break;
                 }
-                if (*p == (top.is_object ? '}' : ']')) {
+                if (*p == (fr.is_object ? '}' : ']')) {
                     ++p;
-                    if (top.is_object && (e = close_object(top)) != json_error::ok) return e;
-                    stack_.pop_back();
+                    if (fr.is_object && (e = close_object(fr)) != json_error::ok) return e;
+                    --depth_;
                     continue;
                 }
                 return fail(p, json_error::unexpected_char);
@@ -371,8 +432,12 @@ private:
     }
 
     json_config cfg_;
+    // Both stacks are used up to depth_/nkeys_ and only ever grow, so the
+    // hot path is an index bump rather than vector bookkeeping.
     std::vector<frame> stack_;
     std::vector<detail::key_ref> keys_;
+    std::size_t depth_ = 0;
+    std::size_t nkeys_ = 0;
     std::vector<std::size_t> order_;
     std::string key_scratch_;
     const char* begin_ = nullptr;
@@ -417,6 +482,15 @@ inline void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     const char* p = s.data();
     const char* const end = p + s.size();
+    // Short and nothing to escape (nearly every protocol string): one append.
+    if (s.size() <= 62 && detail::find_string_special(p, end) == end) {
+        char buf[64];
+        buf[0] = '"';
+        if (!s.empty()) std::memcpy(buf + 1, p, s.size());
+        buf[s.size() + 1] = '"';
+        out.append(buf, s.size() + 2);
+        return;
+    }
     out.push_back('"');
     while (p != end) {
         const char* q = detail::find_string_special(p, end);

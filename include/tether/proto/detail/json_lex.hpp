@@ -174,6 +174,45 @@ inline json_error scan_string(const char*& pos, const char* end, string_facts& f
     return e;
 }
 
+/// scan_string with a short-string fast path: most member names and many
+/// values are plain ASCII under 16 bytes, settled by one 16-byte probe (or a
+/// short byte loop near the end of the text) without entering the general
+/// loop.
+inline json_error scan_string_fast(const char*& p, const char* end, string_facts& facts) noexcept {
+    const char* q = p;
+    if (end - p >= 16) {
+        const unsigned i = first_special16(p);
+        if (i == 16) return scan_string(p, end, facts);
+        q += i;
+    } else {
+        while (q != end) {
+            const auto c = static_cast<unsigned char>(*q);
+            if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
+            ++q;
+        }
+        if (q == end) return scan_string(p, end, facts);
+    }
+    if (*q != '"') return scan_string(p, end, facts);
+    facts = {static_cast<std::size_t>(q - p), false};
+    p = q;
+    return json_error::ok;
+}
+
+/// A 6-bit hash of an unescaped name (its length and first 8 bytes), for the
+/// per-object Bloom mask that lets most names skip the pairwise comparison.
+inline unsigned name_hash6(const char* p, std::size_t n, const char* end) noexcept {
+    std::uint64_t v = 0;
+    if (end - p >= 8) {
+        v = load8(p);
+        if (n < 8) v &= (std::uint64_t{1} << (8 * n)) - 1;
+    } else {
+        std::memcpy(&v, p, n < 8 ? n : 8);
+    }
+    v ^= static_cast<std::uint64_t>(n) * 0x9E3779B97F4A7C15ULL;
+    v *= 0xFF51AFD7ED558CCDULL;
+    return static_cast<unsigned>(v >> 58);
+}
+
 /// Decodes a string body that scan_string accepted; `out` must hold
 /// decoded_size bytes (never more than body.size()). Returns bytes written.
 inline std::size_t decode_validated(std::string_view body, char* out) noexcept {

@@ -143,8 +143,25 @@ inline bool in_double_range(const number_parts& n) noexcept {
     return false;  // equal to the boundary over all 309 digits (or above): inf
 }
 
-/// Lexes and range-checks a number token (the scanner's entry point).
-inline json_error scan_number(const char*& p, const char* end) noexcept {
+/// Lexes and range-checks a number token (the scanner's entry point). A
+/// token of at most 16 plain digits, the only kind of number the protocol's
+/// own fields carry, takes a short path that also yields its value in
+/// `*uint_value` (and sets `*is_uint`) when those are given.
+inline json_error scan_number(const char*& p, const char* end, std::uint64_t* uint_value = nullptr,
+                              bool* is_uint = nullptr) noexcept {
+    if (is_digit(*p) && (*p != '0' || end - p < 2 || !is_digit(p[1]))) {
+        const char* q = p;
+        const char* const stop = end - q > 17 ? q + 17 : end;
+        std::uint64_t v = 0;
+        while (q != stop && is_digit(*q)) v = v * 10 + static_cast<std::uint64_t>(*q++ - '0');
+        if (q - p <= 16 && (q == end || !(*q == '.' || *q == 'e' || *q == 'E' || is_digit(*q) ||
+                                           *q == '+' || *q == '-'))) {
+            p = q;
+            if (uint_value) *uint_value = v;
+            if (is_uint) *is_uint = true;
+            return json_error::ok;
+        }
+    }
     number_parts n;
     const char* start = p;
     if (const json_error e = lex_number(p, end, n); e != json_error::ok) return e;
