@@ -647,7 +647,15 @@ TEST_CASE("server.error rate_limited holds the outbox for retry_after_ms, then r
     CHECK(h.sent == std::vector<std::string>{pong_frame(1)});
     h.at(600);
     h.tick();
-    CHECK(h.sent == std::vector<std::string>{t2, msg_frame("r", m3.id.view(), "3")});
+    // The refused message goes first; the server's 500 ms per token is now
+    // the pacing interval (docs/protocol.md, flow control), so m3 follows
+    // one interval later instead of in the same burst.
+    CHECK(h.sent == std::vector<std::string>{t2});
+    CHECK(h.c.next_deadline() == at_ms(1100));
+    h.sent.clear();
+    h.at(1100);
+    h.tick();
+    CHECK(h.sent == std::vector<std::string>{msg_frame("r", m3.id.view(), "3")});
     (void)m1;
 }
 

@@ -507,6 +507,15 @@ TEST_CASE("writer: json_object_writer") {
     out.clear();
     {
         json_object_writer w(out);
+        w.begin_array("a").end_object();  // mismatched: refused
+        CHECK_FALSE(w.ok());
+        w.end_array();
+        w.close();
+    }
+    CHECK(out == R"({"a":[]})");
+    out.clear();
+    {
+        json_object_writer w(out);
         for (unsigned i = 0; i < json_object_writer::k_max_depth + 5; ++i) w.begin_object("x");
         CHECK_FALSE(w.ok());
         w.close();

@@ -64,7 +64,7 @@ TEST_CASE("hello reflects the configuration") {
     client& c = h.connect("alice");
     msg m = c.next();
     CHECK(m.e.heartbeat_ms == 10000);
-    CHECK(m.e.limits == R"({"max_message_bytes":1000,"replay_window":7,"dedup_window_ms":60000,"grace_ms":5000})");
+    CHECK(m.e.limits == R"({"max_message_bytes":1000,"replay_window":7,"dedup_window_ms":60000,"grace_ms":5000,"rate_per_s":50,"rate_burst":100})");
 }
 
 TEST_CASE("a client that offers no subprotocol is accepted and speaks v1") {

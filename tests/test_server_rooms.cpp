@@ -513,14 +513,14 @@ TEST_CASE("authorize hooks: forbidden") {
 
 TEST_CASE("too_large: an event that would pass max_message_bytes once relayed") {
     auto cfg = harness::default_cfg();
-    cfg.max_message_bytes = 300;
+    cfg.max_message_bytes = 400;
     harness h(cfg);
     client& a = ready(h, "alice");
     h.join(a, "core");
-    // Fits as sent (<= 300 bytes), not once sender/event_id/ts are added.
-    const std::string payload = "\"" + std::string(220, 'x') + "\"";
+    // Fits as sent (<= 400 bytes), not once sender/event_id/ts are added.
+    const std::string payload = "\"" + std::string(320, 'x') + "\"";
     const std::string text = R"({"kind":"chat.message","room_id":"core","id":"big","payload":)" + payload + "}";
-    REQUIRE(text.size() <= 300);
+    REQUIRE(text.size() <= 400);
     h.send(a, text);
     msg m = a.next();
     CHECK(m.e.code == "too_large");

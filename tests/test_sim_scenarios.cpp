@@ -226,7 +226,9 @@ TEST_CASE("sim: rate limited client backs off and loses nothing") {
     cfg.rate_per_s = 10;
     cfg.rate_burst = 5;
     world w(cfg);
-    const auto a = w.add_client("alice");
+    tether::client::ws_client_config cc;
+    cc.client.honor_server_rate = false;  // learn the rate the hard way: rate_limited + AIMD
+    const auto a = w.add_client("alice", cc);
     w.with(a, [](auto& c, auto now) { (void)c.join(now, "core"); (void)c.connect(now); });
     w.run_for(1s);
     for (int k = 0; k < 30; ++k) w.with(a, [&](auto& c, auto now) { REQUIRE(c.send(now, "core", "chat.message", msg(k))); });
@@ -237,6 +239,21 @@ TEST_CASE("sim: rate limited client backs off and loses nothing") {
     CHECK(strictly_increasing(ids));
     CHECK(payloads(w.client(a), "core").front() == msg(0));
     CHECK(payloads(w.client(a), "core").back() == msg(29));
+    CHECK_FALSE(w.client(a).log.saw("code=4029"));
+}
+
+TEST_CASE("sim: a client that knows the advertised rate is never refused") {
+    auto cfg = server_config();
+    cfg.rate_per_s = 10;
+    cfg.rate_burst = 5;
+    world w(cfg);
+    const auto a = w.add_client("alice");
+    w.with(a, [](auto& c, auto now) { (void)c.join(now, "core"); (void)c.connect(now); });
+    w.run_for(1s);
+    for (int k = 0; k < 30; ++k) w.with(a, [&](auto& c, auto now) { REQUIRE(c.send(now, "core", "chat.message", msg(k))); });
+    REQUIRE(w.run_until([&] { return w.client(a).c.machine().pending() == 0; }, 60s));
+    CHECK_FALSE(w.client(a).log.saw("rate_limited"));
+    CHECK(event_ids(w.client(a), "core").size() == 30);
 }
 
 TEST_CASE("sim: outbox full while offline is refused, never dropped") {
@@ -319,4 +336,20 @@ TEST_CASE("sim: recorded inputs replay to identical outputs") {
     const std::string second = run();
     CHECK(first.size() > 1000);
     CHECK(first == second);
+}
+
+TEST_CASE("sim: a full outbox flushed after a reconnect is paced, not a burst that earns 4029") {
+    world w(server_config());  // default server rate: 50/s, burst 100, 4029 after 20 refusals in 10 s
+    tether::client::ws_client_config cc;
+    cc.client.outbox.max_messages = 400;
+    const auto a = w.add_client("alice", cc);
+    w.with(a, [](auto& c, auto now) { (void)c.join(now, "core"); });
+    for (int k = 0; k < 300; ++k) w.with(a, [&](auto& c, auto now) { REQUIRE(c.send(now, "core", "chat.message", msg(k))); });
+    w.with(a, [](auto& c, auto now) { (void)c.connect(now); });
+    REQUIRE(w.run_until([&] { return w.client(a).c.machine().pending() == 0; }, 60s));
+    CHECK_FALSE(w.client(a).log.saw("code=4029"));
+    CHECK(w.client(a).log.hellos == 1);
+    const auto ids = event_ids(w.client(a), "core");
+    CHECK(ids.size() == 300);
+    CHECK(strictly_increasing(ids));
 }

@@ -113,6 +113,16 @@ struct config {
     std::size_t max_message_bytes = 65536;
     /// Rooms the client keeps (joined or being joined).
     std::size_t max_rooms = 100;
+    /// Application messages sent and not yet acked, at most. A reconnect
+    /// with a full outbox would otherwise send it in one burst and trip the
+    /// server's rate limit (PROTOCOL.md §5: rate_limited, then 4029); the
+    /// window keeps a burst below the server's abuse threshold and lets acks
+    /// pace the rest.
+    std::size_t max_in_flight = 16;
+    /// Pace the outbox by the rate the server advertises in hello
+    /// (limits.rate_per_s / rate_burst, a tether extension). Off: only the
+    /// AIMD window reacts to rate_limited answers.
+    bool honor_server_rate = true;
     /// Request target of the upgrade, before the query the client adds.
     std::string path = "/";
     /// Offer the token as ?token= too (browsers cannot set headers); it is
@@ -358,6 +368,7 @@ public:
     explicit client(config cfg)
         : cfg_(std::move(cfg)), rng_(cfg_.seed), reader_(reader_cfg(cfg_)), backoff_(cfg_.backoff),
           outbox_(cfg_.outbox), token_(cfg_.token) {
+        window_ = cfg_.max_in_flight ? cfg_.max_in_flight : 1;
         // docs/protocol.md: the id nonce is drawn once, first thing, from the
         // seeded rng: "<16 hex>-<counter>".
         static constexpr char hex[] = "0123456789abcdef";
@@ -415,6 +426,9 @@ public:
                 if (held_) t = min(t, hold_until_);
                 if (st_ == state_type::live && outbox_.in_flight() > 0)
                     t = min(t, outbox_.earliest_in_flight() + cfg_.ack_timeout);
+                if (st_ == state_type::live && !paced_ok() && outbox_.in_flight() < window_ &&
+                    outbox_.size() > outbox_.in_flight())
+                    t = min(t, pace_tat_ - pace_tolerance_);
                 return t;
             }
             default: return never;
@@ -651,9 +665,10 @@ public:
         // application issued them (ctl.after_seq vs entry.seq); the outbox
         // only takes part while live and not held by a rate limit.
         const ctl_slot* c = ctl_head_ < ctl_count_ ? &ctl_[ctl_head_] : nullptr;
-        if (flushing()) {
+        if (flushing() && outbox_.in_flight() < window_ && paced_ok()) {
             if (outbox_entry* e = outbox_.next_queued(); e && (!c || e->seq < c->after_seq)) {
                 outbox_.mark_sent(*e, now_);
+                if (pace_interval_ > duration::zero()) pace_tat_ = (pace_tat_ > now_ ? pace_tat_ : now_) + pace_interval_;
                 action a;
                 a.type = action_type::send_text;
                 a.text = e->text;
@@ -704,6 +719,12 @@ private:
     }
 
     bool flushing() const noexcept { return st_ == state_type::live && !held_; }
+
+    // GCRA (virtual scheduling): a message may go when the theoretical
+    // arrival time minus the burst tolerance has come.
+    bool paced_ok() const noexcept {
+        return pace_interval_ == duration::zero() || !(now_ < pace_tat_ - pace_tolerance_);
+    }
 
     static send_result& fail(send_result& r, client_error e) noexcept {
         r.error = e;
@@ -1014,10 +1035,22 @@ private:
     void read_limits(std::string_view limits) {
         if (limits.empty() || scanner_.begin_object(limits) != proto::json_error::ok) return;
         proto::json_member m;
+        std::int64_t rate = 0, burst = 0;
         while (scanner_.next_member(m)) {
-            if (m.key != "max_message_bytes" || m.type != proto::json_type::number) continue;
-            if (const auto v = proto::detail::parse_whole_number(m.value); v && *v > 0)
-                server_max_message_bytes_ = static_cast<std::size_t>(*v);
+            if (m.type != proto::json_type::number) continue;
+            const auto v = proto::detail::parse_whole_number(m.value);
+            if (!v || *v <= 0) continue;
+            if (m.key == "max_message_bytes") server_max_message_bytes_ = static_cast<std::size_t>(*v);
+            else if (m.key == "rate_per_s") rate = *v;
+            else if (m.key == "rate_burst") burst = *v;
+        }
+        // docs/protocol.md extension: pace the outbox below the advertised
+        // rate (90 % of it, half the burst: pongs and joins share the bucket).
+        pace_interval_ = duration::zero();
+        if (rate > 0 && cfg_.honor_server_rate) {
+            pace_interval_ = duration(std::chrono::seconds(1)) * 10 / (rate * 9);
+            const std::int64_t b = burst / 2 > 1 ? burst / 2 : 1;
+            pace_tolerance_ = pace_interval_ * (b - 1);
         }
     }
 
@@ -1061,6 +1094,11 @@ private:
         if (env_.id.empty()) return;
         outbox_entry* e = outbox_.find(env_.id);
         if (!e) return;  // already acked (a resend's duplicate ack): one ack per message
+        // Additive increase: one more in flight per window's worth of acks.
+        if (window_ < cfg_.max_in_flight && ++acks_since_grow_ >= window_) {
+            ++window_;
+            acks_since_grow_ = 0;
+        }
         event& ev = push_event(event_type::ack);
         ev.id = env_.id;
         ev.room = env_.has(proto::field::room_id) ? env_.room_id : own(e->room);
@@ -1103,6 +1141,21 @@ private:
             const time_point until = now + std::chrono::milliseconds(ms);
             if (!held_ || until > hold_until_) hold_until_ = until;
             held_ = true;
+            // AIMD, as TCP does for loss: a refusal halves the send window,
+            // acks grow it back (see on_ack), so a client that outpaces the
+            // server's bucket converges on its rate instead of collecting
+            // strikes toward 4029.
+            window_ = window_ / 2 > 0 ? window_ / 2 : 1;
+            acks_since_grow_ = 0;
+            // The wait the server names is its time per token: pace by it
+            // from now on (until the next hello) unless already slower.
+            if (env_.retry_after_ms && *env_.retry_after_ms > 0) {
+                const duration learned = std::chrono::milliseconds(ms);
+                if (pace_interval_ < learned) {
+                    pace_interval_ = learned;
+                    pace_tolerance_ = duration::zero();
+                }
+            }
             if (e) outbox_.requeue(*e);
             if (r) {
                 r->correlation_id.clear();
@@ -1237,6 +1290,11 @@ private:
     bool transport_open_ = false;
     bool hello_ = false;
     bool held_ = false;  ///< rate_limited: no outbox, joins or leaves until hold_until_
+    std::size_t window_ = 1;           ///< messages in flight allowed now (AIMD, <= max_in_flight)
+    duration pace_interval_{};         ///< from hello limits.rate_per_s (0: no pacing)
+    duration pace_tolerance_{};
+    time_point pace_tat_{};
+    std::size_t acks_since_grow_ = 0;
     time_point hold_until_{};
     time_point connect_deadline_ = never;
     time_point reconnect_at_ = never;

@@ -39,7 +39,10 @@ namespace tether::proto {
 class json_object_writer {
 public:
     /// Deepest nesting below the top-level object; deeper begin_* calls are
-    /// refused (ok() turns false) instead of producing broken JSON.
+    /// refused (ok() turns false) instead of producing broken JSON, as are
+    /// an end_* that does not match the open container and a begin_* after
+    /// close(). Keys are for objects, element*() for arrays: mixing them up
+    /// is a programming error the writer does not check.
     static constexpr unsigned k_max_depth = 62;
 
     /// Appends '{' to `out`; the object is finished by close().
@@ -187,7 +190,8 @@ private:
         return *this;
     }
     json_object_writer& close_one(char c) {
-        if (depth_ == 0) {
+        const bool is_array = ((arrays_ >> depth_) & 1u) != 0;
+        if (depth_ == 0 || is_array != (c == ']')) {
             failed_ = true;
             return *this;
         }
@@ -213,6 +217,10 @@ struct server_limits {
     std::int64_t replay_window = 1024;
     std::int64_t dedup_window_ms = 300000;
     std::int64_t grace_ms = 30000;
+    /// tether extension (docs/protocol.md): the per-connection rate limit,
+    /// so clients can pace themselves. 0: not advertised.
+    std::int64_t rate_per_s = 0;
+    std::int64_t rate_burst = 0;
 };
 
 struct server_hello {
@@ -332,8 +340,11 @@ inline void write_envelope(std::string& out, const server_hello& m) {
         .field_int("max_message_bytes", m.limits.max_message_bytes)
         .field_int("replay_window", m.limits.replay_window)
         .field_int("dedup_window_ms", m.limits.dedup_window_ms)
-        .field_int("grace_ms", m.limits.grace_ms)
-        .end_object();
+        .field_int("grace_ms", m.limits.grace_ms);
+    if (m.limits.rate_per_s > 0) {
+        w.field_int("rate_per_s", m.limits.rate_per_s).field_int("rate_burst", m.limits.rate_burst);
+    }
+    w.end_object();
     w.close();
 }
 

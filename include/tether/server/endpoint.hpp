@@ -523,6 +523,8 @@ private:
         hello.limits.replay_window = static_cast<std::int64_t>(cfg_.replay_window);
         hello.limits.dedup_window_ms = to_ms(time_point{cfg_.dedup_window});
         hello.limits.grace_ms = to_ms(time_point{cfg_.grace});
+        hello.limits.rate_per_s = cfg_.rate_per_s;
+        hello.limits.rate_burst = cfg_.rate_burst;
         out_.clear();
         proto::write_envelope(out_, hello);
         send_text(i, out_);

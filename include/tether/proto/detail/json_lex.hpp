@@ -10,6 +10,7 @@
 
 #include "utf8.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -70,12 +71,31 @@ constexpr int hex_value(char c) noexcept {
     return -1;
 }
 
+/// hex_value for every byte, -1 for non-hex: one load per digit.
+inline constexpr auto k_hex = [] {
+    std::array<std::int8_t, 256> t{};
+    for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] =
+        static_cast<std::int8_t>(hex_value(static_cast<char>(c)));
+    return t;
+}();
+
 /// Reads the 4 hex digits after "\u" (p points at the first digit).
 inline json_error read_hex4(const char*& p, const char* end, std::uint32_t& cp) noexcept {
+    if (end - p >= 4) {
+        const int a = k_hex[static_cast<unsigned char>(p[0])];
+        const int b = k_hex[static_cast<unsigned char>(p[1])];
+        const int c = k_hex[static_cast<unsigned char>(p[2])];
+        const int d = k_hex[static_cast<unsigned char>(p[3])];
+        if ((a | b | c | d) >= 0) {
+            cp = static_cast<std::uint32_t>((a << 12) | (b << 8) | (c << 4) | d);
+            p += 4;
+            return json_error::ok;
+        }
+    }
     std::uint32_t v = 0;
     for (int i = 0; i < 4; ++i, ++p) {
         if (p == end) return json_error::unexpected_end;
-        const int h = hex_value(*p);
+        const int h = k_hex[static_cast<unsigned char>(*p)];
         if (h < 0) return json_error::bad_escape;
         v = (v << 4) | static_cast<std::uint32_t>(h);
     }
