@@ -4,6 +4,7 @@
 //
 //   chat_client [--host 127.0.0.1] [--port 8080] [--user NAME] [--token SECRET]
 //               [--room lobby]... [--seed N] [--script FILE] [--exit-after-ms N]
+//               [--record FILE]
 //
 // NAME goes in the upgrade query as ?user=NAME (the demo chat_server uses it
 // as the principal when it runs without --token); SECRET is the client's
@@ -38,6 +39,11 @@
 // Input is read only while the outbox has room, so a full outbox slows the
 // input down instead of refusing lines.
 //
+// --record FILE writes a trace of everything the client stack consumes (its
+// config and seeds, every byte read, TCP connects and closes, timers, the
+// commands the input lines became, how much output the socket took) to
+// FILE; `replay FILE` plays it back (docs/trace.md).
+//
 // The loop follows the drain order of tether/client/ws_client.hpp: feed an
 // input, drain events (print them), drain tcp actions (connect/close the
 // socket), write the output, sleep in poll() until the next deadline.
@@ -65,6 +71,7 @@
 #include "tether/client/ws_client.hpp"
 #include "tether/proto/envelope_writer.hpp"
 #include "tether/proto/json.hpp"
+#include "tether/trace/recorder.hpp"
 
 namespace posix = tether::adapters::posix;
 namespace tc = tether::client;
@@ -93,13 +100,15 @@ struct options {
     std::optional<std::uint64_t> seed;
     std::string script;
     long exit_after_ms = -1;
+    std::string record;
 };
 
 [[noreturn]] void usage(const char* why) {
     if (why) std::fprintf(stderr, "chat_client: %s\n", why);
     std::fprintf(stderr,
                  "usage: chat_client [--host 127.0.0.1] [--port 8080] [--user NAME] [--token SECRET]\n"
-                 "                   [--room lobby]... [--seed N] [--script FILE] [--exit-after-ms N]\n");
+                 "                   [--room lobby]... [--seed N] [--script FILE] [--exit-after-ms N]\n"
+                 "                   [--record FILE]\n");
     std::exit(exit_usage);
 }
 
@@ -151,6 +160,8 @@ options parse_options(int argc, char** argv) {
             o.seed = n;
         } else if (a == "--script") {
             o.script = v;
+        } else if (a == "--record") {
+            o.record = v;
         } else if (a == "--exit-after-ms") {
             if (!parse_u64(v, n) || n > 86400000ULL * 365) usage("bad --exit-after-ms");
             o.exit_after_ms = static_cast<long>(n);
@@ -220,7 +231,8 @@ struct status_key {
 
 class chat {
 public:
-    chat(options opt, tc::ws_client_config cfg) : opt_(std::move(opt)), wc_(std::move(cfg)) {}
+    chat(options opt, tc::ws_client_config cfg, tether::trace::sink rec = {})
+        : opt_(std::move(opt)), wc_(std::move(cfg), rec) {}
 
     int run() {
         if (!opt_.script.empty()) {
@@ -856,7 +868,7 @@ private:
     }
 
     options opt_;
-    tc::ws_client wc_;
+    tether::trace::recorded<tc::ws_client> wc_;  // records only with --record
 
     int fd_ = -1;
     sock_phase phase_ = sock_phase::none;
@@ -908,6 +920,20 @@ int main(int argc, char** argv) {
     const bool v6 = opt.host.find(':') != std::string::npos;
     cfg.host = (v6 ? "[" + opt.host + "]" : opt.host) + ":" + std::to_string(opt.port);
 
-    chat c(std::move(opt), std::move(cfg));
-    return c.run();
+    std::FILE* record_file = nullptr;
+    if (!opt.record.empty()) {
+        record_file = std::fopen(opt.record.c_str(), "w");
+        if (!record_file) {
+            std::fprintf(stderr, "chat_client: cannot write %s: %s\n", opt.record.c_str(), std::strerror(errno));
+            return exit_usage;
+        }
+        std::setvbuf(record_file, nullptr, _IOLBF, 0);  // every record on disk at once
+    }
+    int status;
+    {
+        chat c(std::move(opt), std::move(cfg), tether::trace::sink(record_file));
+        status = c.run();
+    }
+    if (record_file) std::fclose(record_file);
+    return status;
 }

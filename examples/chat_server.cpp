@@ -5,6 +5,7 @@
 //   chat_server [--host 127.0.0.1] [--port 8080] [--heartbeat-ms 25000]
 //               [--grace-ms 30000] [--replay-window 1024]
 //               [--max-message-bytes 65536] [--token NAME=SECRET]...
+//               [--record FILE]
 //
 // Without --token the principal is the `user` query parameter (default
 // "anonymous"). With --token (repeatable) only `Authorization: Bearer SECRET`
@@ -13,6 +14,11 @@
 // join, leave and close (with its code). SIGTERM/SIGINT drain: every session
 // is closed with 1012 and a retry_after_ms spread over 5 s, then the process
 // exits.
+//
+// --record FILE writes a trace of everything the endpoint consumes (its
+// config and entropy seed, the wall-clock origin, every byte read, every
+// close, timer and drain, the authentication answers, how much output each
+// socket took) to FILE; `replay FILE` plays it back (docs/trace.md).
 //
 // The loop is the endpoint's drain order: feed bytes, drain events (flush,
 // close_transport, log lines), write output, arm the timer for
@@ -33,9 +39,11 @@
 
 #include "tether/adapters/posix.hpp"
 #include "tether/server/endpoint.hpp"
+#include "tether/trace/recorder.hpp"
 
 namespace posix = tether::adapters::posix;
 namespace server = tether::server;
+using recorded_endpoint = tether::trace::recorded<server::endpoint>;
 
 namespace {
 
@@ -49,7 +57,7 @@ struct token_entry {
 struct loop {
     int ep = -1;
     int listener = -1;
-    server::endpoint* endpoint = nullptr;
+    recorded_endpoint* endpoint = nullptr;  // records only with --record
     std::unordered_map<int, server::conn_id> by_fd;
     std::unordered_map<std::uint64_t, int> fd_of;  // conn_id key -> fd
     std::unordered_map<int, bool> want_write;
@@ -173,7 +181,8 @@ struct loop {
 [[noreturn]] void usage() {
     std::fprintf(stderr,
                  "usage: chat_server [--host 127.0.0.1] [--port 8080] [--heartbeat-ms 25000] [--grace-ms 30000]\n"
-                 "                   [--replay-window 1024] [--max-message-bytes 65536] [--token NAME=SECRET]...\n");
+                 "                   [--replay-window 1024] [--max-message-bytes 65536] [--token NAME=SECRET]...\n"
+                 "                   [--record FILE]\n");
     std::exit(2);
 }
 
@@ -191,6 +200,7 @@ int main(int argc, char** argv) {
     long port = 8080;
     server::config cfg;
     std::vector<token_entry> tokens;
+    const char* record_path = nullptr;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (i + 1 >= argc) usage();
@@ -201,6 +211,7 @@ int main(int argc, char** argv) {
         else if (a == "--grace-ms") cfg.grace = std::chrono::milliseconds(number(v));
         else if (a == "--replay-window") cfg.replay_window = static_cast<std::size_t>(number(v));
         else if (a == "--max-message-bytes") cfg.max_message_bytes = static_cast<std::size_t>(number(v));
+        else if (a == "--record") record_path = v;
         else if (a == "--token") {
             const std::string t = v;
             const auto eq = t.find('=');
@@ -244,7 +255,16 @@ int main(int argc, char** argv) {
     ::sigaction(SIGTERM, &sa, nullptr);
     ::sigaction(SIGINT, &sa, nullptr);
 
-    server::endpoint endpoint(std::move(cfg));
+    std::FILE* record_file = nullptr;
+    if (record_path) {
+        record_file = std::fopen(record_path, "w");
+        if (!record_file) {
+            std::fprintf(stderr, "chat_server: cannot write %s: %s\n", record_path, std::strerror(errno));
+            return 1;
+        }
+        std::setvbuf(record_file, nullptr, _IOLBF, 0);  // every record on disk at once
+    }
+    recorded_endpoint endpoint(std::move(cfg), tether::trace::sink(record_file));
     endpoint.set_unix_ms_at_origin(posix::unix_ms() - tether::to_ms(posix::now()));
 
     loop lp;
@@ -295,5 +315,6 @@ int main(int argc, char** argv) {
         }
     }
     std::printf("chat_server stopped\n");
+    if (record_file) std::fclose(record_file);
     return 0;
 }

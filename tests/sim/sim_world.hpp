@@ -19,8 +19,28 @@
 //   half_open(i)  the link silently eats everything; nobody is told
 //   set_offline(i) new TCP connects fail until back online (combine with
 //                 reset(i) to also drop the current connection)
-//   restart()     the server process dies (every link resets) and a new
+//   restart_server(seed)
+//                 the server process dies (every link resets) and a new
 //                 endpoint starts with a new seed: history is lost
+//   restart_server_durable()
+//                 the server process restarts with durable history. The
+//                 endpoint has no storage API, so this is modelled by keeping
+//                 the endpoint object (rooms: epoch, head, replay log, dedup
+//                 window) and resetting every link: bytes in flight toward the
+//                 server are lost, every connection is reported closed to the
+//                 endpoint (abnormally: sessions go away), and clients see the
+//                 reset after `latency`. Sessions survive too (as if they were
+//                 persisted with the history), so clients resume them.
+//   node::extra_delay
+//                 a loss burst on one link: TCP retransmits, so what the
+//                 network loses is time; segments sent while it is set arrive
+//                 that much later (and everything after them waits: in order)
+//
+// Each segment is tagged with the connection it belongs to: bytes toward
+// the server go to the server connection they were written on (a client's
+// new connection never receives its old connection's bytes), and bytes
+// toward a client are dropped once that client has opened another TCP
+// connection (its old socket is closed).
 //
 // Every delivered input and every output is appended to `trace`, a text
 // transcript: two runs with the same seeds and the same script produce the
@@ -53,6 +73,7 @@ using tether::time_point;
 struct segment {
     time_point at;
     std::vector<std::uint8_t> bytes;
+    std::uint64_t tag = 0;  ///< toward the server: the server connection (world::key); toward a client: its tcp_serial
 };
 
 /// One direction of a simulated TCP connection.
@@ -61,10 +82,10 @@ struct pipe {
     time_point last_at{};
     std::size_t in_flight = 0;
 
-    void push(time_point at, std::span<const std::uint8_t> b) {
+    void push(time_point at, std::span<const std::uint8_t> b, std::uint64_t tag = 0) {
         if (at < last_at) at = last_at;  // TCP delivers in order
         last_at = at;
-        q.push_back({at, {b.begin(), b.end()}});
+        q.push_back({at, {b.begin(), b.end()}, tag});
         in_flight += b.size();
     }
     time_point next() const { return q.empty() ? tether::never : q.front().at; }
@@ -115,7 +136,14 @@ public:
         bool offline = false;
         bool half_open = false;
         bool paused = false;       ///< reads nothing (slow reader)
+        /// Extra one-way delay on this link, both directions (a loss burst:
+        /// TCP retransmits, so what is lost is time). Zero: none.
+        duration extra_delay{};
+        std::uint64_t tcp_serial = 0;  ///< counts connect_tcp: tags bytes toward the client
         client_log log;
+        /// Called for every client event, after it is logged and before
+        /// on_snapshot (views in the event are valid during the call).
+        std::function<void(node&, const tether::client::event&)> on_event;
         /// Called for snapshot_required: default loads a snapshot at `head`.
         std::function<void(node&, std::string_view room, std::int64_t head)> on_snapshot;
     };
@@ -132,6 +160,12 @@ public:
     std::size_t recv_window = 256u << 10;  ///< bytes a client has in flight toward it
     std::string trace;                     ///< transcript of everything, for determinism checks
     bool tracing = true;
+    /// False (with tracing off): client events are not rendered into
+    /// node::log, whose hellos counter alone is kept. For long randomized
+    /// runs that observe events through node::on_event.
+    bool keep_logs = true;
+    /// Called for every log event of the server (connected, joined, left, closed).
+    std::function<void(const tether::server::event&)> on_server_event;
 
     time_point now() const { return now_; }
     tether::server::endpoint& server() { return *server_; }
@@ -177,9 +211,14 @@ public:
     void restart_server(std::uint64_t new_seed) {
         note("fault restart");
         for (auto& n : nodes_) {
-            if (!n->tcp_up) continue;
+            // Bytes toward the dead process are lost (and must not reach the
+            // new endpoint, whose connection ids start over).
             n->to_server.q.clear();
             n->to_server.in_flight = 0;
+            if (!n->tcp_up) {
+                n->conn = {};
+                continue;
+            }
             n->tcp_up = false;
             ++n->link;
             n->closed_at = now_ + latency;
@@ -189,6 +228,45 @@ public:
         conn_owner_.clear();
         dirty_.clear();
         pending_server_close_.clear();
+    }
+
+    /// The server process restarts with durable history (see the top of the
+    /// file for the model): same endpoint, every link reset.
+    void restart_server_durable() {
+        note("fault restart durable");
+        for (auto& n : nodes_) {
+            n->to_server.q.clear();
+            n->to_server.in_flight = 0;
+            if (!n->tcp_up) continue;
+            n->tcp_up = false;
+            ++n->link;
+            n->connect_at = tether::never;
+            n->closed_at = now_ + latency;
+        }
+        // The old process's sockets are gone, half-open ones included; in
+        // connection order so that runs are reproducible.
+        std::vector<std::uint64_t> keys;
+        keys.reserve(conn_owner_.size());
+        for (const auto& kv : conn_owner_) keys.push_back(kv.first);
+        for (const auto& pc : pending_server_close_) keys.push_back(key(pc.second));
+        std::sort(keys.begin(), keys.end());
+        keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+        conn_owner_.clear();
+        dirty_.clear();
+        pending_server_close_.clear();
+        for (const std::uint64_t k : keys) {
+            const tether::server::conn_id id{static_cast<std::uint32_t>(k >> 32), static_cast<std::uint32_t>(k)};
+            if (server_->is_live(id)) server_->handle_transport_closed(now_, id);
+        }
+        // What the endpoint says about those closes concerns nobody's socket.
+        while (auto e = server_->poll_event()) {
+            if (e->type == tether::server::event_type::flush || e->type == tether::server::event_type::close_transport)
+                continue;
+            note(std::string("server log ") + tether::server::to_string(e->type) + " p=" + e->principal +
+                 " r=" + e->room_id + " code=" + std::to_string(e->code));
+            if (on_server_event) on_server_event(*e);
+        }
+        settle();
     }
 
     // ---- running ----------------------------------------------------------------------
@@ -282,8 +360,8 @@ private:
         return (std::uint64_t{id.index} << 32) | id.generation;
     }
 
-    time_point arrival() {
-        duration d = latency;
+    time_point arrival(const node& n) {
+        duration d = latency + n.extra_delay;
         if (jitter.count() > 0) d += duration(static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(jitter.count()) + 1)));
         return now_ + d;
     }
@@ -305,11 +383,12 @@ private:
             segment s = std::move(n.to_server.q.front());
             n.to_server.q.pop_front();
             n.to_server.in_flight -= s.bytes.size();
-            if (!server_->is_live(n.conn)) continue;
+            const tether::server::conn_id to{static_cast<std::uint32_t>(s.tag >> 32), static_cast<std::uint32_t>(s.tag)};
+            if (!server_->is_live(to)) continue;
             std::size_t pos = 0;
             while (pos < s.bytes.size()) {
                 const std::size_t took = server_->handle_bytes(
-                    now_, n.conn, std::span<const std::uint8_t>(s.bytes.data() + pos, s.bytes.size() - pos));
+                    now_, to, std::span<const std::uint8_t>(s.bytes.data() + pos, s.bytes.size() - pos));
                 pos += took;
                 drain_server();
                 if (took == 0) break;
@@ -319,6 +398,7 @@ private:
             segment s = std::move(n.to_client.q.front());
             n.to_client.q.pop_front();
             n.to_client.in_flight -= s.bytes.size();
+            if (s.tag != n.tcp_serial) continue;  // for a socket the client has closed since
             std::size_t pos = 0;
             while (pos < s.bytes.size()) {
                 const std::size_t took = n.c.handle_bytes(
@@ -351,6 +431,7 @@ private:
                 // stays dead on the server side until its heartbeat gives up.
                 n.half_open = false;
                 n.closed_at = tether::never;
+                ++n.tcp_serial;
                 note(n.name + " connect_tcp");
                 if (n.offline || n.half_open) {
                     n.closed_at = now_ + latency;  // connection refused / timed out quickly
@@ -387,7 +468,7 @@ private:
             std::size_t total = 0;
             for (std::size_t i = 0; i < k; ++i) {
                 if (n.tcp_up && !n.half_open) {
-                    n.to_server.push(arrival(), runs[i]);
+                    n.to_server.push(arrival(n), runs[i], key(n.conn));
                     if (tracing) trace += std::to_string(tether::to_ms(now_)) + " " + n.name + " > " + printable(runs[i]) + "\n";
                 }
                 total += runs[i].size();
@@ -435,6 +516,7 @@ private:
                 default:
                     note(std::string("server log ") + tether::server::to_string(e->type) + " p=" + e->principal +
                          " r=" + e->room_id + " code=" + std::to_string(e->code));
+                    if (on_server_event) on_server_event(*e);
                     break;
             }
         }
@@ -474,7 +556,7 @@ private:
             for (std::size_t i = 0; i < k && total < room; ++i) {
                 const std::size_t take = std::min(runs[i].size(), room - total);
                 if (path_ok) {
-                    n->to_client.push(arrival(), runs[i].first(take));
+                    n->to_client.push(arrival(*n), runs[i].first(take), n->tcp_serial);
                     if (tracing)
                         trace += std::to_string(tether::to_ms(now_)) + " " + n->name + " < " +
                                  printable(runs[i].first(take)) + "\n";
@@ -501,6 +583,28 @@ private:
     }
 
     void record(node& n, const tether::client::event& e) {
+        using tether::client::event_type;
+        if (keep_logs || tracing) {
+            render(n, e);
+        } else if (e.type == event_type::connected) {
+            ++n.log.hellos;
+        }
+        if (n.on_event) n.on_event(n, e);
+        if (e.type == event_type::snapshot_required) {
+            const std::string room(e.room);
+            const std::int64_t head = e.head;
+            const std::string epoch(e.epoch);
+            if (n.on_snapshot) {
+                n.on_snapshot(n, room, head);
+            } else {
+                // The application "fetches a snapshot" at the advertised head.
+                (void)n.c.snapshot_loaded(now_, room, head, epoch);
+            }
+        }
+    }
+
+    // Render one event into node::log and the trace.
+    void render(node& n, const tether::client::event& e) {
         using tether::client::event_type;
         std::string line = n.name + " ";
         switch (e.type) {
@@ -552,17 +656,6 @@ private:
         }
         n.log.lines.push_back(line);
         note(line);
-        if (e.type == event_type::snapshot_required) {
-            const std::string room(e.room);
-            const std::int64_t head = e.head;
-            const std::string epoch(e.epoch);
-            if (n.on_snapshot) {
-                n.on_snapshot(n, room, head);
-            } else {
-                // The application "fetches a snapshot" at the advertised head.
-                (void)n.c.snapshot_loaded(now_, room, head, epoch);
-            }
-        }
     }
 
     tether::server::config scfg_;
