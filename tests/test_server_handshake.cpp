@@ -59,12 +59,23 @@ TEST_CASE("hello reflects the configuration") {
     cfg.grace = 5s;
     cfg.replay_window = 7;
     cfg.dedup_window = 60s;
-    cfg.max_message_bytes = 1000;
+    cfg.max_message_bytes = 3000;
     harness h(cfg);
     client& c = h.connect("alice");
     msg m = c.next();
     CHECK(m.e.heartbeat_ms == 10000);
-    CHECK(m.e.limits == R"({"max_message_bytes":1000,"replay_window":7,"dedup_window_ms":60000,"grace_ms":5000,"rate_per_s":50,"rate_burst":100})");
+    CHECK(m.e.limits == R"({"max_message_bytes":3000,"replay_window":7,"dedup_window_ms":60000,"grace_ms":5000,"rate_per_s":50,"rate_burst":100})");
+}
+
+TEST_CASE("a max_message_bytes below the floor is raised: the server's own frames always fit") {
+    auto cfg = harness::default_cfg();
+    cfg.max_message_bytes = 250;  // fuzz_server: the hello was dropped at this size
+    harness h(cfg);
+    CHECK(h.ep.cfg().max_message_bytes == server::config::min_message_bytes);
+    client& c = h.connect("alice");
+    msg m = c.next();
+    CHECK(m.kind() == "server.hello");
+    CHECK(m.e.limits.find("\"max_message_bytes\":2048,") != std::string_view::npos);
 }
 
 TEST_CASE("a client that offers no subprotocol is accepted and speaks v1") {

@@ -513,14 +513,14 @@ TEST_CASE("authorize hooks: forbidden") {
 
 TEST_CASE("too_large: an event that would pass max_message_bytes once relayed") {
     auto cfg = harness::default_cfg();
-    cfg.max_message_bytes = 400;
+    cfg.max_message_bytes = 2100;
     harness h(cfg);
     client& a = ready(h, "alice");
     h.join(a, "core");
-    // Fits as sent (<= 400 bytes), not once sender/event_id/ts are added.
-    const std::string payload = "\"" + std::string(320, 'x') + "\"";
+    // Fits as sent (<= 2100 bytes), not once sender/event_id/ts are added.
+    const std::string payload = "\"" + std::string(2020, 'x') + "\"";
     const std::string text = R"({"kind":"chat.message","room_id":"core","id":"big","payload":)" + payload + "}";
-    REQUIRE(text.size() <= 400);
+    REQUIRE(text.size() <= 2100);
     h.send(a, text);
     msg m = a.next();
     CHECK(m.e.code == "too_large");
@@ -530,20 +530,20 @@ TEST_CASE("too_large: an event that would pass max_message_bytes once relayed") 
 
 TEST_CASE("too_large: a room.joined whose members list passes max_message_bytes undoes the join") {
     auto cfg = harness::default_cfg();
-    cfg.max_message_bytes = 400;
+    cfg.max_message_bytes = 2048;
     harness h(cfg);
     std::vector<client*> cs;
-    for (int k = 0; k < 6; ++k) {
-        cs.push_back(&ready(h, std::string(40, static_cast<char>('a' + k))));
-        h.join(*cs.back(), "core");  // 6 x 40-byte principals: about 260 bytes of members
+    for (int k = 0; k < 9; ++k) {
+        cs.push_back(&ready(h, std::string(200, static_cast<char>('a' + k))));
+        REQUIRE(h.join(*cs.back(), "core").kind() == "room.joined");  // 9 x 200-byte principals: ~1,830 bytes
     }
-    client& late = ready(h, std::string(40, 'z'));
+    client& late = ready(h, std::string(200, 'z'));
     for (auto* c : cs) c->clear();
     h.send(late, R"({"kind":"client.join","room_id":"core","correlation_id":"big"})");
     msg m = late.next();
     CHECK(m.e.code == "too_large");
     CHECK(m.e.correlation_id == "big");
-    CHECK(h.ep.room("core")->members == 6);
+    CHECK(h.ep.room("core")->members == 9);
     for (auto* c : cs) CHECK(c->inbox.empty());  // no presence.joined
     h.publish(late, "core", "x");
     CHECK(late.next().e.code == "not_member");

@@ -68,8 +68,12 @@ struct config {
 
     // -- transport -----------------------------------------------------------------
     /// Largest incoming message (inclusive); the WebSocket layer closes 1009
-    /// from the frame header. Also the largest frame the server sends.
+    /// from the frame header. Also the largest frame the server sends, so the
+    /// endpoint raises it to at least min_message_bytes: its own server.hello
+    /// and server.error frames (ids echoed, up to 128 bytes each, escaped)
+    /// must always fit, or they would be lost.
     std::size_t max_message_bytes = 65536;
+    static constexpr std::size_t min_message_bytes = 2048;
     /// Queued output past this closes the connection with 1013 (slow reader).
     std::size_t send_high_water = std::size_t{1} << 20;
     duration slow_reader_retry_after = std::chrono::seconds(5);

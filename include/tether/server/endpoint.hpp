@@ -109,7 +109,7 @@ public:
     static constexpr std::int64_t max_event_id = (std::int64_t{1} << 53) - 1;
 
     explicit endpoint(config cfg)
-        : cfg_(std::move(cfg)), rng_(cfg_.seed), reader_(reader_config_for(cfg_)) {
+        : cfg_(effective(std::move(cfg))), rng_(cfg_.seed), reader_(reader_config_for(cfg_)) {
         ws_cfg_.max_message_bytes = cfg_.max_message_bytes;
         ws_cfg_.max_header_bytes = cfg_.max_header_bytes;
         ws_cfg_.handshake_timeout = cfg_.handshake_timeout;
@@ -319,6 +319,12 @@ public:
 
 private:
     // ---- slots -------------------------------------------------------------------
+
+    /// The configuration the endpoint runs with (what cfg() returns).
+    static config effective(config c) {
+        c.max_message_bytes = std::max(c.max_message_bytes, config::min_message_bytes);
+        return c;
+    }
 
     static proto::reader_config reader_config_for(const config& c) noexcept {
         proto::reader_config r;
@@ -855,6 +861,8 @@ private:
 
     void send_text(std::uint32_t i, std::string_view text) {
         if (!can_send(i)) return;
+        // Server frames always fit max_message_bytes (the floor in effective()
+        // and too_large refusals see to it); output_full is the only refusal.
         if (conns_[i].ws->send_text(text) == ws::error::output_full) mark_slow(i);
         after_send(i);
     }
