@@ -255,6 +255,76 @@ def server():
     write("server", "heartbeat_grace", [3] + open_slot(0) + text(0, join()) + STEP(7) + STEP(7) + [7, 0] * 6)
 
 
+# ---- seeds from the recorded traces (tests/golden/*.trace, docs/trace.md) ----
+
+GOLDEN = os.path.join(os.path.dirname(HERE), "tests", "golden")
+
+
+def trace_string(v):
+    """A trace string value: a JSON string, or hex:... for any bytes."""
+    if v.startswith("hex:"):
+        return bytes.fromhex(v[4:])
+    import json
+    return json.loads(v).encode("utf-8")
+
+
+def trace_inputs(path):
+    """The bytes each connection of a trace fed its machine, in order."""
+    import re
+    conns = {}
+    for line in open(path, encoding="utf-8"):
+        f = line.split(" ", 2)
+        if len(f) < 3 or not f[0].isdigit() or f[1] != "bytes":
+            continue
+        m = re.search(r'(?:^| )conn=(\d+)', f[2])
+        d = re.search(r'(?:^| )data=("(?:[^"\\]|\\.)*"|hex:[0-9a-f]*)', f[2])
+        if d:
+            conns.setdefault(m.group(1) if m else "0", []).append(trace_string(d.group(1)))
+    return conns
+
+
+def frames_of(stream):
+    """(opcode, unmasked payload) of each complete frame of a stream."""
+    out, i = [], 0
+    while i + 2 <= len(stream):
+        op, n, i2 = stream[i] & 0x0F, stream[i + 1] & 0x7F, i + 2
+        if n == 126:
+            n, i2 = struct.unpack(">H", stream[i2:i2 + 2])[0], i2 + 2
+        elif n == 127:
+            n, i2 = struct.unpack(">Q", stream[i2:i2 + 8])[0], i2 + 8
+        key = stream[i2:i2 + 4] if stream[i + 1] & 0x80 else b"\0\0\0\0"
+        i2 += 4 if stream[i + 1] & 0x80 else 0
+        if i2 + n > len(stream):
+            break
+        out.append((op, bytes(b ^ key[k % 4] for k, b in enumerate(stream[i2:i2 + n]))))
+        i = i2 + n
+    return out
+
+
+def from_traces():
+    """Real sessions recorded by chat_server --record (and the hand-written
+    golden traces): each connection's upgrade request seeds http_request,
+    its whole byte stream (handshake included, raw mode) seeds
+    frame_decoder, and every text message seeds envelope."""
+    for tr in sorted(os.listdir(GOLDEN)):
+        if not tr.endswith(".trace"):
+            continue
+        base = tr[:-len(".trace")]
+        for conn, chunks in trace_inputs(os.path.join(GOLDEN, tr)).items():
+            stream = b"".join(chunks)
+            head_end = stream.find(b"\r\n\r\n")
+            if not stream.startswith(b"GET ") or head_end < 0:
+                continue
+            write("http_request", f"trace_{base}_{conn}", stream[:head_end + 4])
+            # cfg1 bit 4: raw (the stream starts with the upgrade request);
+            # the splits are where the recording's reads ended.
+            splits = [len(c) for c in chunks[:8]]
+            fd(f"trace_{base}_{conn}", 0, stream, cfg1=0x10, splits=[min(s, 256) for s in splits])
+            for k, (op, payload) in enumerate(frames_of(stream[head_end + 4:])):
+                if op == 1:
+                    write("envelope", f"trace_{base}_{conn}_{k}", payload)
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -264,6 +334,7 @@ def main():
     envelope()
     client()
     server()
+    from_traces()
 
 
 if __name__ == "__main__":

@@ -85,8 +85,45 @@ TEST_CASE("members: each principal once, sorted, away sessions included") {
     client& b = ready(h, "bob");
     msg j = h.join(b, "core");
     CHECK(j.members() == std::vector<std::string>{"alice", "bob", "mike", "zoe"});
-    // Presence is per session: alice's first session saw alice's second join.
-    CHECK(a1.count("presence.joined") == 3);  // alice (2nd session), mike, bob
+    // Presence is per principal: alice's sessions hear of mike and bob, not of
+    // each other; zoe heard of alice once.
+    CHECK(a1.count("presence.joined") == 2);  // mike, bob
+    CHECK(a2.count("presence.joined") == 2);
+    CHECK(z.count("presence.joined") == 3);   // alice, mike, bob
+}
+
+TEST_CASE("presence is per principal: away, reconnected and left follow the principal over its sessions") {
+    harness h;
+    client& z = ready(h, "zoe");
+    z.auto_pong = true;
+    client& a1 = ready(h, "alice");
+    h.join(z, "core");
+    h.join(a1, "core");
+    client& a2 = ready(h, "alice");
+    h.join(a2, "core");
+    CHECK(z.count("presence.joined") == 1);
+    z.clear();
+    // One of alice's sessions goes away: she is still present through the other.
+    h.drop(a1);
+    CHECK(z.count("presence.away") == 0);
+    // Her last connected session goes away: now she is away.
+    h.drop(a2);
+    CHECK(z.count("presence.away") == 1);
+    z.clear();
+    // A third session joins while both are away: she is back, not new.
+    client& a3 = ready(h, "alice");
+    a3.auto_pong = true;
+    h.join(a3, "core");
+    CHECK(z.count("presence.reconnected") == 1);
+    CHECK(z.count("presence.joined") == 0);
+    z.clear();
+    // The away sessions expire: she is still in the room, nobody hears `left`.
+    h.advance(std::chrono::seconds(60));
+    CHECK(z.count("presence.left") == 0);
+    CHECK(h.ep.room("core")->members == 2);  // zoe and alice's live session
+    // Her last session leaves: now she has left.
+    h.send(a3, R"({"kind":"client.leave","room_id":"core"})");
+    CHECK(z.count("presence.left") == 1);
 }
 
 TEST_CASE("application event: broadcast to every member including the sender, framed once, then ack") {

@@ -1,7 +1,7 @@
 // The randomized fault simulator (tests/sim/sim_faults.hpp): a bounded sweep
 // of seeds across the fault mixes, proof that runs reproduce from their seed
 // and that the checker fails when it should, and the library bugs the
-// simulator found, minimised (marked may_fail until fixed).
+// simulator found, minimised (each fixed; these are their regression tests).
 //
 // The long runs are the sim_seeds program: `sim_seeds --seeds 1..1000` in
 // CI, `sim_seeds --seeds 1..100000` by hand, `sim_seeds --seed N --verbose`
@@ -230,7 +230,7 @@ TEST_CASE("sim: a restart with durable history resumes sessions by replay, witho
 // `case resume_mode::none`, since snapshot_loaded cleared awaiting_snapshot
 // and could not rejoin because the room was not synced): events C+1..H are
 // neither delivered nor in the application's snapshot, silently.
-TEST_CASE("sim bug: snapshot_loaded while a fresh join is in flight must not skip events" * doctest::may_fail()) {
+TEST_CASE("sim bug: snapshot_loaded while a fresh join is in flight must not skip events") {
     auto cfg = server_config();
     cfg.replay_window = 2;
     world w(cfg);
@@ -262,12 +262,14 @@ TEST_CASE("sim bug: snapshot_loaded while a fresh join is in flight must not ski
     w.run_for(1s);
     w.with(b, [&](auto& c, auto now) { REQUIRE(c.send(now, "core", "chat.message", msg(8))); });
     w.run_for(30s);  // a heartbeat too: `heads` would reveal a lost tail
-    CHECK(w.client(a).log.saw("joined core resume=none head=7"));
+    // The fresh join's answer (resume=none, head 7) is not taken: the client
+    // joins again from the snapshot's cursor and gets 6 and 7 replayed.
+    CHECK(w.client(a).log.saw("joined core resume=replay head=7"));
     // After a snapshot at 5, the application must get 6, 7 and 8.
     CHECK(ids_above(w.client(a), "core", 5) == "6,7,8");
 }
 
-TEST_CASE("sim bug (seed 104, chaos): the sweep's known bug fails the seed in strict mode" * doctest::may_fail()) {
+TEST_CASE("sim bug (seed 104, chaos): the seed that found the snapshot bug passes in strict mode") {
     faults::options o;
     o.seed = 104;
     o.strict = true;
@@ -285,8 +287,7 @@ TEST_CASE("sim bug (seed 104, chaos): the sweep's known bug fails the seed in st
 // included, `presence.left` for a principal that is still in the room, and
 // room.joined `members` lists it once, so no client can count sessions.
 // Views never converge: peers, and the client itself, believe it left.
-TEST_CASE("sim bug: presence converges when a principal's old session expires after it opened a new one" *
-          doctest::may_fail()) {
+TEST_CASE("sim bug: presence converges when a principal's old session expires after it opened a new one") {
     auto cfg = server_config();
     cfg.grace = 5s;
     world w(cfg);
@@ -327,7 +328,7 @@ TEST_CASE("sim bug: presence converges when a principal's old session expires af
 // then lost (a reset while it is in flight), nothing sends it again after the
 // reconnect, and the server keeps the session in the room for good: peers see
 // it present, and it is sent every event of a room it believes it left.
-TEST_CASE("sim bug: a stale room.left must not complete a later leave()" * doctest::may_fail()) {
+TEST_CASE("sim bug: a stale room.left must not complete a later leave()") {
     world w(server_config());
     w.latency = 50ms;
     const auto a = w.add_client("alice");
@@ -362,7 +363,7 @@ TEST_CASE("sim bug: a stale room.left must not complete a later leave()" * docte
 // (after_seq = the outbox's next seq, after m). The server answers m with
 // not_member, and the client drops it from the outbox: a message the
 // application sent to a room it had joined is refused.
-TEST_CASE("sim bug: a message must not overtake its room's rate-limited join" * doctest::may_fail()) {
+TEST_CASE("sim bug: a message must not overtake its room's rate-limited join") {
     auto cfg = server_config();
     cfg.rate_per_s = 10;
     cfg.rate_burst = 4;

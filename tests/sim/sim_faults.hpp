@@ -59,17 +59,17 @@
 // synced client's cursor away from what the app has, the server's epochs
 // never come back and its heads never go back.
 //
-// Known library bugs (each with a minimised may_fail case in
-// tests/test_sim_faults.cpp) are recognised by their signature and listed in
-// result::known instead of failing the seed; options::strict (sim_seeds
-// --strict) makes them violations again. Remove a signature once its bug is
-// fixed:
-//   - snapshot_loaded during a fresh join: room.joined resume=none moves the
+// Library bugs the simulator found (each fixed, each with a minimised
+// regression case in tests/test_sim_faults.cpp) keep their signature
+// classification in known_bug(): by default (options::strict) a hit is a
+// violation; sim_seeds --lenient lists such hits apart instead, which helps
+// tell a new bug from a regression of an old one:
+//   - snapshot_loaded during a fresh join: room.joined resume=none moved the
 //     cursor off the app's snapshot (events skipped, or delivered twice);
-//   - presence with two sessions of one principal: views do not converge;
-//   - a stale room.left completes a later leave(): the server keeps the
+//   - presence with two sessions of one principal: views did not converge;
+//   - a stale room.left completed a later leave(): the server kept the
 //     session in the room;
-//   - a message overtakes its room's rate-limited join: refused not_member.
+//   - a message overtook its room's rate-limited join: refused not_member.
 //
 // A run with tracing off is cheap; a failing seed is run again with the
 // world's trace on (the same seed gives the same run) to print it.
@@ -124,8 +124,9 @@ struct options {
     std::uint64_t seed = 1;
     std::optional<mix> forced;  ///< run this mix instead of mix_for_seed(seed)
     bool tracing = false;       ///< keep the world's transcript (slower)
-    /// Report the known library bugs (see known_bug) as violations too.
-    bool strict = false;
+    /// Report the known library bugs (see known_bug) as violations (the
+    /// default: every bug it knew is fixed; sim_seeds --lenient turns it off).
+    bool strict = true;
     tamper inject = tamper::none;
 };
 
@@ -1392,7 +1393,7 @@ inline result run(const options& o) { return detail::runner(o).run(); }
 /// Runs one seed cheaply; if it fails, runs it again with the trace on (the
 /// run is deterministic) so that the result carries the transcript.
 inline result run_and_trace_failure(std::uint64_t seed, std::optional<mix> forced = std::nullopt,
-                                    bool strict = false) {
+                                    bool strict = true) {
     options o;
     o.seed = seed;
     o.forced = forced;

@@ -192,6 +192,7 @@ struct room_state {
     bool awaiting_snapshot = false;  ///< snapshot_required: events dropped until snapshot_loaded
     bool leaving = false;            ///< leave() called; gone at room.left
     bool leave_sent = false;         ///< client.leave is on the current connection
+    bool join_resumes = false;       ///< the join on the wire carries resume_from
     std::int64_t replay_to = 0;      ///< while replaying
     std::int64_t seen_head = 0;      ///< highest event_id seen (delivered or not) or announced
     std::string correlation_id;      ///< of the join/leave on the wire, to match server.error
@@ -666,7 +667,8 @@ public:
         // only takes part while live and not held by a rate limit.
         const ctl_slot* c = ctl_head_ < ctl_count_ ? &ctl_[ctl_head_] : nullptr;
         if (flushing() && outbox_.in_flight() < window_ && paced_ok()) {
-            if (outbox_entry* e = outbox_.next_queued(); e && (!c || e->seq < c->after_seq)) {
+            if (outbox_entry* e = outbox_.next_queued();
+                e && (!c || e->seq < c->after_seq) && room_accepts_messages(e->room)) {
                 outbox_.mark_sent(*e, now_);
                 if (pace_interval_ > duration::zero()) pace_tat_ = (pace_tat_ > now_ ? pace_tat_ : now_) + pace_interval_;
                 action a;
@@ -719,6 +721,17 @@ private:
     }
 
     bool flushing() const noexcept { return st_ == state_type::live && !held_; }
+
+    // A message waits while its room is being (re)joined: sent before the
+    // join's answer it could overtake a join refused with rate_limited and
+    // re-sent, and be refused not_member (found by the fault simulator).
+    // Rooms the app never joined or is leaving are the server's to refuse.
+    bool room_accepts_messages(std::string_view room) const noexcept {
+        for (const auto& r : rooms_)
+            if (r.id == room)
+                return r.leaving || r.phase == room_phase::synced || r.phase == room_phase::replaying;
+        return true;
+    }
 
     // GCRA (virtual scheduling): a message may go when the theoretical
     // arrival time minus the burst tolerance has come.
@@ -946,6 +959,7 @@ private:
         ctl_slot& s = ctl_push(action_type::send_text);
         proto::client_join j;
         j.room_id = r.id;
+        r.join_resumes = r.has_cursor;
         if (r.has_cursor) {
             j.resume_from = r.cursor;
             j.epoch = r.epoch;
@@ -1185,6 +1199,16 @@ private:
         if (!r || r->leaving || r->phase != room_phase::joining) return;  // stale answer
         const std::int64_t head = *env_.head;
         r->correlation_id.clear();
+        if (*mode == proto::resume_mode::none && r->has_cursor && !r->join_resumes && !r->awaiting_snapshot &&
+            (head != r->cursor || r->epoch != env_.epoch)) {
+            // The app loaded a snapshot while this fresh join was on the wire:
+            // its cursor, not the head, says what it has (taking the head
+            // would skip the events in between). Join again from the cursor;
+            // the server replays or asks for a snapshot (found by the fault
+            // simulator).
+            if (head > r->seen_head) r->seen_head = head;
+            return rejoin(*r);
+        }
         r->epoch.assign(env_.epoch);
         if (head > r->seen_head) r->seen_head = head;
         r->phase = room_phase::synced;
@@ -1231,6 +1255,9 @@ private:
     void on_left() {
         room_state* r = find(env_.room_id);
         if (!r || !r->leaving) return;  // stale: we joined again since
+        // The answer to an earlier leave (joined and left again since): the
+        // server has taken our join after it, so this leave is still to come.
+        if (!env_.correlation_id.empty() && env_.correlation_id != r->correlation_id) return;
         push_event(event_type::left).room = env_.room_id;
         rooms_.erase(rooms_.begin() + (r - rooms_.data()));
     }

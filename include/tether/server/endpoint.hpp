@@ -544,7 +544,8 @@ private:
         events_.push_back(std::move(ev));
 
         if (was_away)
-            for (const membership& m : ss.rooms) send_presence(m.room, proto::presence_kind::reconnected, s);
+            for (const membership& m : ss.rooms)
+                if (!others_of(m.room, s).connected) send_presence(m.room, proto::presence_kind::reconnected, s);
     }
 
     // ---- messages --------------------------------------------------------------------
@@ -670,7 +671,11 @@ private:
         if (replay_from >= 0) R.log.for_each_after(replay_from, [&](const ws::shared_frame& f) { send_shared(i, f); });
 
         if (fresh) {
-            send_presence(r, proto::presence_kind::joined, s);
+            const principal_presence o = others_of(r, s);
+            if (!o.any)
+                send_presence(r, proto::presence_kind::joined, s);
+            else if (!o.connected)  // its other sessions are all away: it is back
+                send_presence(r, proto::presence_kind::reconnected, s);
             emit_room_event(event_type::joined, s, R.id);
         }
     }
@@ -688,7 +693,7 @@ private:
         out_.clear();
         proto::write_envelope(out_, rl);
         send_text(i, out_);
-        if (j != no_index) leave_room(s, j, now);
+        if (j != no_index) leave_room(s, j, true, now);
     }
 
     void on_publish(std::uint32_t i, time_point now) {
@@ -773,7 +778,32 @@ private:
 
     // ---- presence and membership --------------------------------------------------------
 
-    /// Presence about session `about` to every other connected member of room r.
+    // Presence is per principal (docs/protocol.md): peers see the state of a
+    // principal in a room over all its sessions there: present while one is
+    // connected, away while all are away, gone with the last. Each session
+    // change below sends only the transitions of that state.
+    struct principal_presence {
+        bool any = false;        ///< another session of the principal is a member
+        bool connected = false;  ///< ... and one of them is connected
+    };
+    principal_presence others_of(std::uint32_t r, std::uint32_t s) const {
+        principal_presence p;
+        const std::string& who = dir_.sess(s).principal;
+        for (const member_ref& m : dir_.rm(r).members) {
+            if (m.session == s) continue;
+            const session& o = dir_.sess(m.session);
+            if (o.principal != who) continue;
+            p.any = true;
+            if (o.conn != no_index) {
+                p.connected = true;
+                break;
+            }
+        }
+        return p;
+    }
+
+    /// Presence about the principal of session `about` to every connected
+    /// member of room r that is another principal.
     void send_presence(std::uint32_t r, proto::presence_kind kind, std::uint32_t about) {
         if (draining_) return;  // every connection is closing: nobody to tell
         server::room& R = dir_.rm(r);
@@ -784,7 +814,9 @@ private:
         ws::shared_frame frame;
         for (const member_ref& m : R.members) {
             if (m.session == about) continue;
-            const std::uint32_t to = dir_.sess(m.session).conn;
+            const session& peer = dir_.sess(m.session);
+            if (peer.principal == p.user) continue;  // its own sessions know
+            const std::uint32_t to = peer.conn;
             if (to == no_index || !can_send(to)) continue;
             if (!frame) {  // framed once, and only if someone is listening
                 out_.clear();
@@ -796,11 +828,18 @@ private:
         }
     }
 
-    /// The session leaves the j-th of its rooms: peers see presence.left.
-    void leave_room(std::uint32_t s, std::uint32_t j, time_point now) {
+    /// The session leaves the j-th of its rooms: peers see presence.left
+    /// when it was the principal's last session there (presence.away when
+    /// it was the last connected one). `was_connected`: the session had a
+    /// connection before this change.
+    void leave_room(std::uint32_t s, std::uint32_t j, bool was_connected, time_point now) {
         const std::uint32_t r = dir_.sess(s).rooms[j].room;
+        const principal_presence o = others_of(r, s);
+        if (!o.any)
+            send_presence(r, proto::presence_kind::left, s);
+        else if (!o.connected && was_connected)
+            send_presence(r, proto::presence_kind::away, s);
         dir_.remove_membership(s, j);
-        send_presence(r, proto::presence_kind::left, s);
         emit_room_event(event_type::left, s, dir_.rm(r).id);
         if (dir_.rm(r).members.empty()) room_timers_.set(r, now + room_linger());
     }
@@ -817,20 +856,25 @@ private:
         c.session = no_index;
         session& ss = dir_.sess(s);
         ss.conn = no_index;
-        if (intentional) return end_session(s, now);
+        if (intentional) return end_session(s, now, true);
         ss.grace_deadline = now + cfg_.grace;
         session_timers_.set(s, ss.grace_deadline);
-        for (const membership& m : ss.rooms) send_presence(m.room, proto::presence_kind::away, s);
+        for (const membership& m : ss.rooms)
+            if (!others_of(m.room, s).connected) send_presence(m.room, proto::presence_kind::away, s);
     }
 
     /// End a session: presence.left in every room, then forget it.
-    void end_session(std::uint32_t s, time_point now) {
+    /// `was_connected`: it had a connection until this close (an intentional
+    /// close) rather than being away (a grace expiry).
+    void end_session(std::uint32_t s, time_point now, bool was_connected = false) {
         session& ss = dir_.sess(s);
         if (ss.conn != no_index) {  // still attached (a grace expiry never is)
             conns_[ss.conn].session = no_index;
             ss.conn = no_index;
+            was_connected = true;
         }
-        while (!ss.rooms.empty()) leave_room(s, static_cast<std::uint32_t>(ss.rooms.size() - 1), now);
+        while (!ss.rooms.empty())
+            leave_room(s, static_cast<std::uint32_t>(ss.rooms.size() - 1), was_connected, now);
         session_timers_.remove(s);
         dir_.release_session(s);
     }
