@@ -264,6 +264,47 @@ TEST_CASE("envelope: room_id rule") {
           error_code::bad_room_id);
 }
 
+TEST_CASE("envelope: room_id rule at every length, bad byte at every offset") {
+    // The reader checks a room_id 16 bytes at a time when the frame has the
+    // bytes to read past it, byte by byte otherwise; both must agree with
+    // the rule for every byte value at every position.
+    envelope_reader rd;
+    const auto allowed = [](unsigned char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == ':' || c == '-';
+    };
+    tether::rng r(5);
+    for (std::size_t len = 1; len <= 129; ++len) {
+        for (std::size_t at = 0; at <= len; ++at) {  // at == len: no bad byte
+            std::string id(len, 'a');
+            for (char& c : id) c = "aZ09._:-"[r.below(8)];
+            unsigned char bad = 0;
+            if (at < len) {
+                do bad = static_cast<unsigned char>(0x20 + r.below(0x60)); while (allowed(bad) || bad == '"' || bad == '\\');
+                id[at] = static_cast<char>(bad);
+            }
+            const bool want = at == len && len <= 128;
+            CHECK(is_valid_room_id(id) == want);
+            for (const std::size_t after : {0u, 40u}) {
+                // room_id last, so that `after` is all there is past it
+                const std::string text =
+                    "{\"kind\":\"x\",\"room_id\":\"" + id + "\"}" + std::string(after, ' ');
+                CAPTURE(text);
+                const parsed p = read_one(rd, text);
+                CHECK(bool(p.r) == want);
+                if (!want) CHECK(p.r.error == error_code::bad_room_id);
+                else CHECK(p.e.room_id == id);
+            }
+        }
+    }
+    // non-ASCII bytes (negative as signed char) are outside every range
+    for (const std::string& s : {"ab\xC3\xA9" "cdefghijklmnopqrstu"s, "\xE2\x82\xAC"s}) {
+        CHECK_FALSE(is_valid_room_id(s));
+        CHECK(read_one(rd, "{\"kind\":\"x\",\"room_id\":\"" + s + "\"}").r.error ==
+              error_code::bad_room_id);
+    }
+}
+
 TEST_CASE("envelope: id, correlation_id and kind bounds") {
     envelope_reader rd;
     auto with = [&](std::string_view name, const std::string& value_json) {
@@ -329,6 +370,29 @@ TEST_CASE("envelope: JSON-level failures are bad_request") {
     CHECK(read_one(rd, wide + "}").r);
     CHECK(read_one(rd, wide + ",\"kind\":\"y\"}").r.error == error_code::bad_request);
     CHECK(read_one(rd, wide + ",\"u3\":1}").r.error == error_code::bad_request);
+    // The protocol's own names are checked for repeats by field number, the
+    // others by name: every field, written plainly or escaped, repeated
+    // right away or after unknown names, is a duplicate where it repeats.
+    for (std::size_t f = 0; f < field_count; ++f) {
+        const std::string name(to_string(static_cast<field>(f)));
+        std::string escaped = "\\u00" + std::string(1, "0123456789abcdef"[name[0] >> 4]) +
+                              std::string(1, "0123456789abcdef"[name[0] & 15]) + name.substr(1);
+        for (const std::string& second : {name, escaped}) {
+            for (const std::string& between : {""s, ",\"zz\":1,\"Kind\":2"s}) {
+                const std::string head = "{\"kind\":\"x\",\"" + name + "\":null" + between + ",";
+                const std::string text = head + "\"" + second + "\":null}";
+                CAPTURE(text);
+                const parsed d = read_one(rd, text);
+                CHECK(d.r.error == error_code::bad_request);
+                if (name != "kind") CHECK(d.r.offset == head.size());
+                CHECK(std::string_view(d.r.message) == "invalid JSON: duplicate key");
+            }
+        }
+    }
+    // unknown names repeated, plainly or escaped, next to known ones
+    CHECK(read_one(rd, R"({"kind":"x","zz":1,"id":"a","\u007az":2})").r.error ==
+          error_code::bad_request);
+    CHECK(read_one(rd, R"({"kind":"x","zz":1,"id":"a","zZ":2})").r);
 }
 
 TEST_CASE("envelope: which error wins, and echoing correlation_id and id") {

@@ -714,3 +714,123 @@ TEST_CASE("json: parse_whole_number") {
         CHECK(parse_whole_number(text) == want);
     }
 }
+
+namespace {
+
+// Where a reference decoder first fails in `s` (s.size() if it never does):
+// each code point's length comes from its lead byte, and ref_utf8 judges
+// that slice alone.
+std::size_t ref_first_invalid(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const std::size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        if (c >= 0x80 && (i + len > s.size() || !ref_utf8(s.substr(i, len)))) return i;
+        i += len;
+    }
+    return s.size();
+}
+
+}  // namespace
+
+TEST_CASE("json: string scanning across 16-byte blocks and the UTF-8 windows") {
+    // The scanner skips plain ASCII 16 bytes at a time, checks runs with
+    // non-ASCII once (through the vector kernel from 16 bytes on, with a
+    // 64-byte window when the text allows) and restarts after each escape.
+    // Every run length, every offset of the odd byte, and every offset of the
+    // string in the text, with the text ending right after it or later.
+    json_scanner s;
+    const std::vector<std::string> odd_valid = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x9A\x80",
+                                                "\\n", "\\\"", "\\\\", "\\u00e9",
+                                                "\\ud83d\\ude00", "\xC3\xA9\\t\xE2\x82\xAC"};
+    const std::vector<std::string> odd_invalid = {"\x80", "\xC3", "\xE2\x82", "\xC0\x80",
+                                                  "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xFF"};
+    for (const std::size_t len : {0u, 1u, 7u, 15u, 16u, 17u, 31u, 32u, 33u, 47u, 63u, 64u, 65u, 80u}) {
+        for (std::size_t lead = 0; lead <= 16; ++lead) {
+            const std::string pad(lead, ' ');
+            for (const std::size_t tail : {0u, 70u}) {
+                const std::string after = "}" + std::string(tail, ' ');
+                // Plain ASCII.
+                const std::string ascii(len, 'a');
+                CHECK(s.validate(pad + "{\"k\":\"" + ascii + "\"" + after) == json_error::ok);
+                // One odd sequence at every offset, in a run of multi-byte
+                // text too (so that the run is non-ASCII well before it).
+                for (std::size_t at = 0; at <= len; ++at) {
+                    for (const std::string& base : {ascii, [&] {
+                             std::string t;
+                             while (t.size() < len) t += "\xCE\xBA";  // κ
+                             t.resize(len - len % 2);
+                             return t;
+                         }()}) {
+                        if (at > base.size() || (at % 2 != 0 && base[0] != 'a')) continue;
+                        for (const std::string& v : odd_valid) {
+                            std::string body = base;
+                            body.insert(at, v);
+                            const std::string doc = pad + "{\"k\":\"" + body + "\"" + after;
+                            CAPTURE(doc);
+                            REQUIRE(s.validate(doc) == json_error::ok);
+                            json_scanner w;
+                            REQUIRE(w.begin_object(doc) == json_error::ok);
+                            json_member m;
+                            REQUIRE(w.next_member(m));
+                            std::string dec;
+                            REQUIRE(tether::proto::decode_json_string(m.string_body(), dec));
+                            std::string want = base;
+                            std::string vd;
+                            REQUIRE(tether::proto::decode_json_string(v, vd));
+                            want.insert(at, vd);
+                            CHECK(dec == want);
+                        }
+                        for (const std::string& v : odd_invalid) {
+                            std::string body = base;
+                            body.insert(at, v);
+                            for (const bool closed : {true, false}) {
+                                const std::string doc = pad + "{\"k\":\"" + body +
+                                                        (closed ? "\"" + after : std::string());
+                                CAPTURE(doc);
+                                CHECK(s.validate(doc) == json_error::invalid_utf8);
+                                const std::size_t body_at = pad.size() + 6;
+                                CHECK(s.error_offset() == body_at + ref_first_invalid(body));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("json: plain-digit numbers at every length and distance from the end") {
+    // Up to 16 plain digits are read eight at a time when 17 bytes are left,
+    // one at a time otherwise; the member walk hands out their value.
+    tether::rng r(11);
+    for (int iter = 0; iter < 20000; ++iter) {
+        const std::size_t ndig = 1 + r.below(20);
+        std::string num;
+        for (std::size_t i = 0; i < ndig; ++i) num += static_cast<char>('0' + r.below(10));
+        if (r.below(4) == 0) num[0] = '0';
+        static const char* const tails[] = {"", ".5", "e2", "x", " ", "-", "E+1"};
+        const std::string tail = tails[r.below(7)];
+        const std::string doc = "{\"n\":" + num + tail + "}" + std::string(r.below(20), ' ');
+        CAPTURE(doc);
+        const bool lead_zero = num.size() > 1 && num[0] == '0';
+        json_scanner s;
+        REQUIRE(s.begin_object(doc) == json_error::ok);
+        json_member m;
+        const bool got = s.next_member(m);
+        if (lead_zero || tail == "-") {
+            // "01" and "1-" are malformed numbers.
+            CHECK_FALSE(got);
+            CHECK(s.error() == json_error::bad_number);
+            continue;
+        }
+        REQUIRE(got);
+        const bool plain = (tail == "" || tail == " " || tail == "x") && num.size() <= 16;
+        CHECK(m.is_uint == plain);
+        if (plain) CHECK(m.uint_value == std::stoull(num));
+        const bool in_token = tail == ".5" || tail == "e2" || tail == "E+1";
+        CHECK(m.value == num + (in_token ? tail : ""));
+        CHECK(s.next_member(m) == false);
+        CHECK(s.error() == (tail == "x" ? json_error::unexpected_char : json_error::ok));
+    }
+}

@@ -31,11 +31,17 @@
 // cannot make the check quadratic.
 //
 // Strings, the bulk of every envelope, are scanned 16 bytes at a time (SSE2
-// where the target has it, two SWAR words otherwise) for the bytes that need
-// a closer look: quote, backslash, controls and non-ASCII.
+// where the target has it, two SWAR words otherwise) up to the next quote,
+// backslash or control; non-ASCII bytes on the way only mark the run for one
+// UTF-8 check when it ends (see detail/json_lex.hpp), so ASCII text never
+// reaches the UTF-8 code. Whitespace is only looked for where the expected
+// byte is missing: in compact JSON one compare finds the ':' or ','.
 //
-// Two ways in: validate() a whole document, or begin_object() +
-// next_member() to walk the members of a top-level object one by one. The
+// Three ways in: validate() a whole document, begin_object() +
+// next_member() to walk the members of a top-level object one by one, or
+// walk_object() to do the same in one call with a callback (what the
+// envelope reader uses: it also lets the caller check its own names for
+// duplicates with one bit each). The
 // walk hands out each member's decoded name, its JSON type and the exact
 // bytes of its value (fully validated, nested values included); this is what
 // the envelope reader is built on. Views stay valid until the next call on
@@ -157,64 +163,73 @@ public:
             if (*p != ',') return walk_fail(p, json_error::unexpected_char);
             p = detail::skip_ws(p + 1, end_);
         }
-        if (const json_error e = scan_key(p); e != json_error::ok) {
+        detail::key_ref k;
+        if (const json_error e = scan_key(p, k); e != json_error::ok) {
             walk_ = walk_state::failed;
             return false;
         }
-        const detail::key_ref& k = keys_[nkeys_ - 1];
         p = detail::skip_ws(p, end_);
-        if (p == end_) return walk_fail(p, json_error::unexpected_end);
-        const char* const vbeg = p;
-        m.value_escaped = false;
-        m.is_uint = false;
-        switch (*p) {
-            case '{': m.type = json_type::object; break;
-            case '[': m.type = json_type::array; break;
-            case '"': m.type = json_type::string; break;
-            case 't': case 'f': m.type = json_type::boolean; break;
-            case 'n': m.type = json_type::null; break;
-            default: m.type = json_type::number; break;
-        }
-        json_error e = json_error::ok;
-        switch (m.type) {
-            case json_type::string: {
-                ++p;
-                detail::string_facts f;
-                if ((e = detail::scan_string_fast(p, end_, f)) != json_error::ok)
-                    return walk_fail(p, e);
-                ++p;
-                m.value_escaped = f.escaped;
-                break;
-            }
-            case json_type::number:
-                if (*p != '-' && !detail::is_digit(*p))
-                    return walk_fail(p, json_error::unexpected_char);
-                if ((e = detail::scan_number(p, end_, &m.uint_value, &m.is_uint)) != json_error::ok)
-                    return walk_fail(p, e);
-                break;
-            case json_type::boolean:
-                e = scan_literal(p, *p == 't' ? std::string_view("true")
-                                              : std::string_view("false"));
-                break;
-            case json_type::null: e = scan_literal(p, "null"); break;
-            default: e = scan_value(p); break;
-        }
-        if (e != json_error::ok) {
+        if (const json_error e = scan_member_value(p, m); e != json_error::ok) {
             walk_ = walk_state::failed;
             return false;
         }
-        m.value = {vbeg, static_cast<std::size_t>(p - vbeg)};
-        m.raw_key = k.body();
-        if (k.escaped) {
-            key_scratch_.resize(k.raw_size);
-            const std::size_t n = detail::decode_validated(k.body(), key_scratch_.data());
-            m.key = {key_scratch_.data(), n};
-        } else {
-            m.key = m.raw_key;
-        }
+        set_names(m, k);
         pos_ = p;
         walk_ = walk_state::more;
         return true;
+    }
+
+    /// Walks a whole document that must be an object in one call, for a
+    /// reader that knows the names it cares about. `classify(name)` maps each
+    /// decoded member name to an id in 0..63, or -1 for any other name; ids
+    /// must be one per name (two different names never share an id). Then
+    /// `on_member(id, m)` is called with the member as next_member() would
+    /// hand it out. Names with an id are checked for duplicates by one bit
+    /// each instead of being recorded (they cannot equal a name without one);
+    /// the rest go through the usual check. Returns ok, or the first error,
+    /// exactly as begin_object() + next_member() would report it, except that
+    /// a repeated name with an id is always reported where it repeats (the
+    /// usual check defers objects of more than k_linear_keys names to their
+    /// end). Members before the error have been handed out.
+    template <class Classify, class OnMember>
+    json_error walk_object(std::string_view doc, Classify&& classify,
+                           OnMember&& on_member) noexcept {
+        if (const json_error e = begin_object(doc); e != json_error::ok || walk_ != walk_state::first)
+            return e;
+        walk_ = walk_state::failed;  // next_member() must not continue this walk
+        const char* p = pos_;
+        std::uint64_t seen = 0;
+        json_member m;
+        for (;;) {
+            detail::key_ref k;
+            if (const json_error e = scan_name(p, k); e != json_error::ok) return e;
+            set_names(m, k);
+            const int id = classify(m.key);
+            if (id >= 0) {
+                const std::uint64_t bit = std::uint64_t{1} << id;
+                if (seen & bit) [[unlikely]]
+                    return fail(k.data - 1, json_error::duplicate_key);
+                seen |= bit;
+            } else if (const json_error e = record_name(k); e != json_error::ok) {
+                return e;
+            }
+            if (const json_error e = expect_colon(p); e != json_error::ok) return e;
+            if (const json_error e = scan_member_value(p, m); e != json_error::ok) return e;
+            on_member(id, static_cast<const json_member&>(m));
+            if (!at_token(p)) [[unlikely]]
+                return fail(p, json_error::unexpected_end);
+            if (*p == ',') {
+                ++p;  // scan_name skips whitespace before the name
+                continue;
+            }
+            if (*p != '}') [[unlikely]]
+                return fail(p, json_error::unexpected_char);
+            ++p;
+            if (const json_error e = close_object(top()); e != json_error::ok) return e;
+            --depth_;
+            walk_ = walk_state::done;
+            return finish(p);
+        }
     }
 
     /// The first error met by the last call (ok while a walk is going well).
@@ -270,20 +285,126 @@ private:
         return json_error::ok;
     }
 
+    /// Scans one member value at p (whitespace allowed before it) into m's type,
+    /// value and flags; p is left after it.
+    [[gnu::always_inline]] json_error scan_member_value(const char*& p, json_member& m) noexcept {
+        if (!at_token(p)) [[unlikely]]
+            return fail(p, json_error::unexpected_end);
+        const char* const vbeg = p;
+        m.value_escaped = false;
+        m.is_uint = false;
+        json_error e = json_error::ok;
+        switch (*p) {
+            case '"': {
+                m.type = json_type::string;
+                ++p;
+                detail::string_facts f;
+                if ((e = detail::scan_string_fast(p, end_, f)) != json_error::ok)
+                    return fail(p, e);
+                ++p;
+                m.value_escaped = f.escaped;
+                break;
+            }
+            case '{':
+                m.type = json_type::object;
+                e = scan_value(p);
+                break;
+            case '[':
+                m.type = json_type::array;
+                e = scan_value(p);
+                break;
+            case 't':
+                m.type = json_type::boolean;
+                e = scan_literal(p, "true");
+                break;
+            case 'f':
+                m.type = json_type::boolean;
+                e = scan_literal(p, "false");
+                break;
+            case 'n':
+                m.type = json_type::null;
+                e = scan_literal(p, "null");
+                break;
+            default:
+                m.type = json_type::number;
+                if (*p != '-' && !detail::is_digit(*p)) [[unlikely]]
+                    return fail(p, json_error::unexpected_char);
+                if ((e = detail::scan_number(p, end_, &m.uint_value, &m.is_uint)) !=
+                    json_error::ok)
+                    return fail(p, e);
+                break;
+        }
+        if (e != json_error::ok) return e;
+        m.value = {vbeg, static_cast<std::size_t>(p - vbeg)};
+        return json_error::ok;
+    }
+
+    /// m.raw_key and m.key (decoded into key_scratch_ when it has escapes).
+    [[gnu::always_inline]] void set_names(json_member& m, const detail::key_ref& k) noexcept {
+        m.raw_key = k.body();
+        if (k.escaped) [[unlikely]] {
+            key_scratch_.resize(k.raw_size);
+            const std::size_t n = detail::decode_validated(k.body(), key_scratch_.data());
+            m.key = {key_scratch_.data(), n};
+        } else {
+            m.key = k.body();
+        }
+    }
+
     /// Scans `"name" ws ":"` at p (inside an object whose frame is on top),
     /// records the name and checks it against the earlier names.
     // always_inline: the per-member path (next_member -> scan_key, and the
     // reader's lookup/apply) costs ~25% more instructions as separate calls.
-    [[gnu::always_inline]] json_error scan_key(const char*& p) noexcept {
-        if (p == end_ || *p != '"') [[unlikely]]
-            return fail(p, p == end_ ? json_error::unexpected_end : json_error::unexpected_char);
+    [[gnu::always_inline]] json_error scan_key(const char*& p, detail::key_ref& k) noexcept {
+        if (const json_error e = scan_name(p, k); e != json_error::ok) [[unlikely]]
+            return e;
+        if (const json_error e = record_name(k); e != json_error::ok) [[unlikely]]
+            return e;
+        return expect_colon(p);
+    }
+
+    /// Skips whitespace at p; false if the text ends there. The usual case,
+    /// a token right at p, costs one compare.
+    [[gnu::always_inline]] bool at_token(const char*& p) const noexcept {
+        if (p == end_ || static_cast<unsigned char>(*p) <= 0x20) [[unlikely]] {
+            p = detail::skip_ws(p, end_);
+            return p != end_;
+        }
+        return true;
+    }
+
+    /// The quoted name at p (whitespace allowed before it); p is left after
+    /// the closing quote. Whitespace is only looked for when the expected
+    /// byte is not there: in compact JSON the one compare does both.
+    [[gnu::always_inline]] json_error scan_name(const char*& p, detail::key_ref& k) noexcept {
+        if (p == end_ || *p != '"') [[unlikely]] {
+            p = detail::skip_ws(p, end_);
+            if (p == end_ || *p != '"')
+                return fail(p, p == end_ ? json_error::unexpected_end : json_error::unexpected_char);
+        }
         const char* const body = ++p;
         detail::string_facts f;
         if (const json_error e = detail::scan_string_fast(p, end_, f); e != json_error::ok)
             [[unlikely]] return fail(p, e);
-        const detail::key_ref k{body, static_cast<std::size_t>(p - body), f.decoded_size,
-                                f.escaped};
+        k = detail::key_ref{body, static_cast<std::size_t>(p - body), f.decoded_size, f.escaped};
         ++p;
+        return json_error::ok;
+    }
+
+    /// `ws ":"` at p; p is left after the colon.
+    [[gnu::always_inline]] json_error expect_colon(const char*& p) noexcept {
+        if (p == end_ || *p != ':') [[unlikely]] {
+            p = detail::skip_ws(p, end_);
+            if (p == end_ || *p != ':')
+                return fail(p, p == end_ ? json_error::unexpected_end : json_error::unexpected_char);
+        }
+        ++p;
+        return json_error::ok;
+    }
+
+    /// Checks name `k` against the earlier names of the object on top of the
+    /// stack (RFC 7493 §2.3) and records it.
+    [[gnu::always_inline]] json_error record_name(const detail::key_ref& k) noexcept {
         frame& fr = top();
         if (nkeys_ - fr.key_begin < k_linear_keys) {
             // A name whose Bloom bit is new cannot repeat an unescaped name;
@@ -297,15 +418,11 @@ private:
             }
             fr.has_escaped |= k.escaped;
             if (compare && repeats(fr, k)) [[unlikely]]
-                return fail(body - 1, json_error::duplicate_key);
+                return fail(k.data - 1, json_error::duplicate_key);
         }
         if (nkeys_ == keys_.size()) [[unlikely]]
             keys_.resize(keys_.size() * 2);
         keys_[nkeys_++] = k;
-        p = detail::skip_ws(p, end_);
-        if (p == end_ || *p != ':') [[unlikely]]
-            return fail(p, p == end_ ? json_error::unexpected_end : json_error::unexpected_char);
-        ++p;
         return json_error::ok;
     }
 
@@ -356,10 +473,10 @@ private:
         const char* const end = end_;
         const std::size_t base = depth_;
         json_error e = json_error::ok;
+        detail::key_ref k;
         for (;;) {
             // A value starts here.
-            p = detail::skip_ws(p, end);
-            if (p == end) return fail(p, json_error::unexpected_end);
+            if (!at_token(p)) return fail(p, json_error::unexpected_end);
             bool opened = false;
             switch (*p) {
                 case '{':
@@ -373,7 +490,7 @@ private:
                         ++p;
                         --depth_;
                     } else {
-                        if (obj && (e = scan_key(p)) != json_error::ok) return e;
+                        if (obj && (e = scan_key(p, k)) != json_error::ok) return e;
                         opened = true;
                     }
                     break;
@@ -409,15 +526,11 @@ private:
                     pp = p;
                     return json_error::ok;
                 }
-                p = detail::skip_ws(p, end);
-                if (p == end) return fail(p, json_error::unexpected_end);
+                if (!at_token(p)) return fail(p, json_error::unexpected_end);
                 const frame& fr = top();
                 if (*p == ',') {
                     ++p;
-                    if (fr.is_object) {
-                        p = detail::skip_ws(p, end);
-                        if ((e = scan_key(p)) != json_error::ok) return e;
-                    }
+                    if (fr.is_object && (e = scan_key(p, k)) != json_error::ok) return e;
                     break;
                 }
                 if (*p == (fr.is_object ? '}' : ']')) {

@@ -11,6 +11,7 @@
 #include "utf8.hpp"
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -152,42 +153,72 @@ inline json_error scan_escape(const char*& p, const char* end, std::size_t& save
 /// it points at the closing quote. With `UntilEnd`, the body is a raw slice
 /// without quotes: reaching `end` is success and a raw '"' is an error.
 /// On failure `p` points at (or near) the offending byte.
+///
+/// The body is cut into segments by its escapes. Each segment is skipped 16
+/// bytes at a time up to the next '"', '\\' or control, noting whether any
+/// byte was non-ASCII; only a segment that had one goes through the UTF-8
+/// check, once, before the byte that ended it is looked at (so errors are
+/// still reported in document order). Plain ASCII strings, nearly all of
+/// them, never touch the UTF-8 code.
 template <bool UntilEnd = false>
 inline json_error scan_string(const char*& pos, const char* end, string_facts& facts) noexcept {
     const char* p = pos;
     const char* const start = p;
+    const char* seg = p;  // start of the current run (after the last escape)
     std::size_t saved = 0;
     bool escaped = false;
+    unsigned high = 0;
     json_error e = json_error::ok;
     for (;;) {
-        p = find_string_special(p, end);
-        if (p == end) {
-            if constexpr (UntilEnd) break;
-            e = json_error::unexpected_end;
-            break;
+        while (end - p >= 16) {
+            const block_bits b = classify16(p);
+            if (b.stop != 0) {
+                const auto i = static_cast<unsigned>(std::countr_zero(b.stop));
+                high |= b.high & ((1u << i) - 1);
+                p += i;
+                goto stop;
+            }
+            high |= b.high;
+            p += 16;
         }
-        const auto c = static_cast<unsigned char>(*p);
-        if (c == '"') {
+        for (; p != end; ++p) {
+            const auto c = static_cast<unsigned char>(*p);
+            if (c == '"' || c == '\\' || c < 0x20) goto stop;
+            high |= c & 0x80u;
+        }
+        // The text ends inside the string (or, with UntilEnd, the body does).
+        if (high != 0) {
+            if (const char* bad = find_invalid_utf8(seg, p, end); bad != p) {
+                p = bad;
+                e = json_error::invalid_utf8;
+                break;
+            }
+        }
+        if constexpr (!UntilEnd) e = json_error::unexpected_end;
+        break;
+    stop:
+        if (high != 0) {
+            high = 0;
+            if (const char* bad = find_invalid_utf8(seg, p, end); bad != p) {
+                p = bad;
+                e = json_error::invalid_utf8;
+                break;
+            }
+        }
+        if (*p == '"') {
             if constexpr (UntilEnd) e = json_error::unexpected_char;
             break;
         }
-        if (c == '\\') {
+        if (*p == '\\') {
             escaped = true;
             ++p;
             e = scan_escape(p, end, saved);
             if (e != json_error::ok) break;
+            seg = p;
             continue;
         }
-        if (c < 0x20) {
-            e = json_error::control_char;
-            break;
-        }
-        const std::size_t n = utf8_sequence(p, end);
-        if (n == 0) {
-            e = json_error::invalid_utf8;
-            break;
-        }
-        p += n;
+        e = json_error::control_char;
+        break;
     }
     pos = p;
     if (e == json_error::ok) facts = {static_cast<std::size_t>(p - start) - saved, escaped};
@@ -195,27 +226,23 @@ inline json_error scan_string(const char*& pos, const char* end, string_facts& f
 }
 
 /// scan_string with a short-string fast path: most member names and many
-/// values are plain ASCII under 16 bytes, settled by one 16-byte probe (or a
-/// short byte loop near the end of the text) without entering the general
-/// loop.
-inline json_error scan_string_fast(const char*& p, const char* end, string_facts& facts) noexcept {
-    const char* q = p;
-    if (end - p >= 16) {
-        const unsigned i = first_special16(p);
-        if (i == 16) return scan_string(p, end, facts);
-        q += i;
-    } else {
-        while (q != end) {
-            const auto c = static_cast<unsigned char>(*q);
-            if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-            ++q;
+/// values are plain ASCII under 16 bytes, settled by one 16-byte probe
+/// without entering the general loop.
+[[gnu::always_inline]] inline json_error scan_string_fast(const char*& p, const char* end,
+                                                          string_facts& facts) noexcept {
+    if (end - p >= 16) [[likely]] {
+        const block_bits b = classify16(p);
+        const unsigned first = b.stop & (0u - b.stop);  // lowest stop bit (0 if none)
+        if (first != 0 && (b.high & (first - 1)) == 0) {
+            const auto i = static_cast<unsigned>(std::countr_zero(first));
+            if (p[i] == '"') {
+                facts = {i, false};
+                p += i;
+                return json_error::ok;
+            }
         }
-        if (q == end) return scan_string(p, end, facts);
     }
-    if (*q != '"') return scan_string(p, end, facts);
-    facts = {static_cast<std::size_t>(q - p), false};
-    p = q;
-    return json_error::ok;
+    return scan_string(p, end, facts);
 }
 
 /// A 6-bit hash of an unescaped name (its length and first 8 bytes), for the

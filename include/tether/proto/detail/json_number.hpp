@@ -21,6 +21,7 @@
 
 #include "json_lex.hpp"
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -143,19 +144,74 @@ inline bool in_double_range(const number_parts& n) noexcept {
     return false;  // equal to the boundary over all 309 digits (or above): inf
 }
 
+/// How many of the 8 bytes in `v` (first byte in memory = lowest byte),
+/// counted from the first, are ASCII digits; their values are left in the
+/// low bytes of `digits`. Little-endian targets only (see k_swar).
+inline unsigned leading_digits8(std::uint64_t v, std::uint64_t& digits) noexcept {
+    const std::uint64_t t = v ^ (k_ones * '0');  // a digit becomes 0..9
+    // High bit set for t >= 10 (t + 0x76 >= 0x80) or t >= 0x80. A carry out of
+    // a byte only ever comes from a flagged one, so the lowest flag is exact.
+    const std::uint64_t flags = ((t + k_ones * 0x76) | t) & k_highs;
+    digits = t;
+    return flags == 0 ? 8u : static_cast<unsigned>(std::countr_zero(flags)) >> 3;
+}
+
+/// The value of the first n (1..8) digits in `digits` (as leading_digits8
+/// leaves them): shifted up so that the missing digits read as leading
+/// zeros, then combined pairwise in three multiplications.
+inline std::uint64_t digits_value8(std::uint64_t digits, unsigned n) noexcept {
+    std::uint64_t v = digits << (8 * (8 - n));
+    v = (v * 10 + (v >> 8)) & 0x00FF00FF00FF00FFULL;
+    v = (v * 100 + (v >> 16)) & 0x0000FFFF0000FFFFULL;
+    return (v * 10000 + (v >> 32)) & 0xFFFFFFFFULL;
+}
+
+/// The byte after a run of plain digits ends the token (it is not part of a
+/// longer number such as 12.5, 1e3 or 0123).
+constexpr bool ends_number(char c) noexcept {
+    return !(is_digit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-');
+}
+
 /// Lexes and range-checks a number token (the scanner's entry point). A
 /// token of at most 16 plain digits, the only kind of number the protocol's
 /// own fields carry, takes a short path that also yields its value in
-/// `*uint_value` (and sets `*is_uint`) when those are given.
+/// `*uint_value` (and sets `*is_uint`) when those are given: eight digits at
+/// a time where the target allows, one by one near the end of the text.
 inline json_error scan_number(const char*& p, const char* end, std::uint64_t* uint_value = nullptr,
                               bool* is_uint = nullptr) noexcept {
+    if constexpr (k_swar) {
+        if (end - p >= 17) {
+            std::uint64_t d = 0;
+            const unsigned n = leading_digits8(load8(p), d);
+            // "0" alone is fine, "0" followed by a digit is not (RFC 8259 §6).
+            if (n != 0 && (*p != '0' || n == 1)) {
+                std::uint64_t v = digits_value8(d, n);
+                unsigned len = n;
+                if (n == 8) {
+                    std::uint64_t d2 = 0;
+                    const unsigned n2 = leading_digits8(load8(p + 8), d2);
+                    if (n2 != 0) {
+                        static constexpr std::uint64_t pow10[9] = {
+                            1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+                        v = v * pow10[n2] + digits_value8(d2, n2);
+                        len += n2;
+                    }
+                }
+                if (len <= 16 && ends_number(p[len])) {
+                    p += len;
+                    if (uint_value) *uint_value = v;
+                    if (is_uint) *is_uint = true;
+                    return json_error::ok;
+                }
+            }
+        }
+    }
     if (is_digit(*p) && (*p != '0' || end - p < 2 || !is_digit(p[1]))) {
         const char* q = p;
         const char* const stop = end - q > 17 ? q + 17 : end;
         std::uint64_t v = 0;
         while (q != stop && is_digit(*q)) v = v * 10 + static_cast<std::uint64_t>(*q++ - '0');
-        if (q - p <= 16 && (q == end || !(*q == '.' || *q == 'e' || *q == 'E' || is_digit(*q) ||
-                                           *q == '+' || *q == '-'))) {
+        if (q - p <= 16 && (q == end || ends_number(*q))) {
             p = q;
             if (uint_value) *uint_value = v;
             if (is_uint) *is_uint = true;

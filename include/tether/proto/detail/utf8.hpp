@@ -20,6 +20,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "../../ws/detail/utf8_simd.hpp"
+
 namespace tether::proto {
 namespace detail {
 
@@ -76,6 +78,61 @@ inline unsigned first_special16(const char* p) noexcept {
 #endif
 }
 
+/// The string scanner's view of 16 bytes at p (the caller guarantees 16
+/// readable bytes): bit i of `stop` is set when byte i ends a plain run
+/// ('"', '\\' or a control below 0x20, RFC 8259 §7), bit i of `high` when
+/// byte i is non-ASCII. Non-ASCII bytes do not stop the scan; they only
+/// mean that the run must go through the UTF-8 check before it is accepted.
+struct block_bits {
+    unsigned stop;
+    unsigned high;
+};
+
+/// Flags '"', '\\' and bytes below 0x20 (not non-ASCII). Exact up to the
+/// first flag; a word without a true flag has none (borrows only start at a
+/// flagged byte).
+constexpr std::uint64_t string_stops(std::uint64_t v) noexcept {
+    return (zero_bytes(v ^ (k_ones * 0x22)) | zero_bytes(v ^ (k_ones * 0x5C)) |
+            ((v - k_ones * 0x20) & ~v)) &
+           k_highs;
+}
+
+/// One bit per byte from a word of per-byte 0x80 flags (little-endian).
+constexpr unsigned pack_flags8(std::uint64_t m) noexcept {
+    return static_cast<unsigned>(((m >> 7) * 0x0002040810204081ULL) >> 49) & 0xFFu;
+}
+
+inline block_bits classify16(const char* p) noexcept {
+#if defined(__SSE2__)
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // The signed compare with 0x20 also catches >= 0x80 (negative as int8);
+    // those bits are cleared with `high` below.
+    const __m128i m = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_cmpgt_epi8(_mm_set1_epi8(0x20), v));
+    const auto high = static_cast<unsigned>(_mm_movemask_epi8(v));
+    return {static_cast<unsigned>(_mm_movemask_epi8(m)) & ~high, high};
+#else
+    if constexpr (k_swar) {
+        const std::uint64_t a = load8(p), b = load8(p + 8);
+        unsigned stop = 0;
+        // Past the first flag of a word the SWAR flags may be spurious; keep
+        // only the lowest, which is all the scanner looks at.
+        if (const std::uint64_t s = string_stops(a); s != 0) stop = 1u << (std::countr_zero(s) >> 3);
+        else if (const std::uint64_t t = string_stops(b); t != 0)
+            stop = 1u << (8 + (std::countr_zero(t) >> 3));
+        return {stop, pack_flags8(a & k_highs) | (pack_flags8(b & k_highs) << 8)};
+    }
+    block_bits r{0, 0};
+    for (unsigned i = 0; i < 16; ++i) {
+        const auto c = static_cast<unsigned char>(p[i]);
+        if (c == '"' || c == '\\' || c < 0x20) r.stop |= 1u << i;
+        if (c >= 0x80) r.high |= 1u << i;
+    }
+    return r;
+#endif
+}
+
 /// First byte in [p, end) that is '"', '\\', < 0x20 or >= 0x80; `end` if none.
 inline const char* find_string_special(const char* p, const char* end) noexcept {
     while (end - p >= 16) {
@@ -121,6 +178,65 @@ inline std::size_t utf8_sequence(const char* p, const char* end) noexcept {
         return (u[1] >= lo && u[1] <= hi && cont(u[2]) && cont(u[3])) ? 4 : 0;
     }
     return 0;
+}
+
+/// Start of the first ill-formed or truncated UTF-8 sequence in [p, end),
+/// or `end` when the whole range is well-formed (RFC 3629). Plain ASCII is
+/// skipped eight bytes at a time where the target allows.
+inline const char* find_invalid_utf8_scalar(const char* p, const char* end) noexcept {
+    while (p != end) {
+        if constexpr (k_swar) {
+            while (end - p >= 8 && (load8(p) & k_highs) == 0) p += 8;
+            if (p == end) break;
+        }
+        if (static_cast<unsigned char>(*p) < 0x80) {
+            ++p;
+            continue;
+        }
+        const std::size_t n = utf8_sequence(p, end);
+        if (n == 0) return p;
+        p += n;
+    }
+    return end;
+}
+
+/// find_invalid_utf8_scalar over [p, stop), with runs of 16 bytes or more
+/// first through the vector kernel of tether::ws (SSSE3/AVX2, picked at run
+/// time). The kernel needs 64 bytes: a shorter run is checked as the 64-byte
+/// window at p when the text has that many readable bytes (`limit`); the
+/// bytes after `stop` cannot hide an error before it, because the byte at
+/// `stop` is ASCII (the '"', '\\' or control that ended the run), so a code
+/// point left open before it is a flagged pair inside the window. The kernel
+/// only says "clean" or "flagged somewhere here": a clean run that ends the
+/// window still has its last code point checked, and anything flagged is
+/// rescanned by the scalar loop, which keeps every rejection and its
+/// position the scalar loop's by construction.
+inline const char* find_invalid_utf8(const char* p, const char* stop, const char* limit) noexcept {
+#if TETHER_WS_UTF8_SIMD
+    const auto n = static_cast<std::size_t>(stop - p);
+    constexpr std::size_t window = ws::detail::utf8_simd::min_run;
+    if (n >= 16) {
+        const bool whole = n >= window;
+        if (whole || static_cast<std::size_t>(limit - p) > window) {
+            if (const auto k = ws::detail::utf8_simd::kernel()) {
+                const auto r =
+                    k(reinterpret_cast<const std::uint8_t*>(p), whole ? n : window, 0);
+                if (!r.error) {
+                    if (!whole) return stop;
+                    // Up to 3 continuation bytes back to the last lead (4 in
+                    // a row would have been flagged).
+                    const char* q = stop - 1;
+                    for (int i = 0; i < 3 && (static_cast<unsigned char>(*q) & 0xC0) == 0x80; ++i)
+                        --q;
+                    return find_invalid_utf8_scalar(q, stop);
+                }
+            }
+        }
+    }
+#else
+    (void)limit;
+#endif
+    return find_invalid_utf8_scalar(p, stop);
 }
 
 /// Number of UTF-8 bytes that encode code point `cp` (cp <= 0x10FFFF).
