@@ -293,3 +293,57 @@ TEST_CASE("an open connection keeps no handshake state and can give its buffers 
     REQUIRE(e);
     CHECK(e->text() == "after shrink");
 }
+
+TEST_CASE("an idle connection is small; cfg() reports the settings it runs with") {
+    // Issue 5: 100,000 idle sessions. The config is not kept whole, a server
+    // holds no random source, and no event ring.
+    CHECK(sizeof(ws::connection) <= 300);
+    ws::config cfg;
+    cfg.max_message_bytes = 1234;
+    cfg.max_frame_buffer = 999;
+    cfg.max_output_bytes = 5555;
+    cfg.close_timeout = std::chrono::seconds(7);
+    cfg.auto_pong = false;
+    cfg.validate_outgoing_utf8 = false;
+    cfg.subprotocols = {"a", "b"};
+    const auto c = ws::connection::server(t0, cfg);
+    const ws::config got = c.cfg();
+    CHECK(got.max_message_bytes == 1234);
+    CHECK(got.max_frame_buffer == 999);
+    CHECK(got.max_output_bytes == 5555);
+    CHECK(got.close_timeout == std::chrono::seconds(7));
+    CHECK(!got.auto_pong);
+    CHECK(!got.validate_outgoing_utf8);
+    // One config, many connections: it is only read while constructing.
+    std::vector<ws::connection> many;
+    for (int i = 0; i < 3; ++i) many.push_back(ws::connection::server(t0, cfg));
+    for (const auto& m : many) CHECK(m.cfg().max_message_bytes == 1234);
+}
+
+TEST_CASE("subprotocols longer than the inline 15 bytes survive accept, moves and the client side") {
+    const std::string longer = "a.much.longer.subprotocol.name";
+    const std::string req = replace(good_request, "chat, tether.v1", "chat, " + longer);
+    auto c = ws::connection::server(t0, {});
+    c.handle_bytes(t0, req);
+    auto e = c.poll_event();
+    REQUIRE(e);
+    REQUIRE(e->type == ws::event_type::upgrade_request);
+    CHECK(!c.accept(longer));
+    ws::connection moved = std::move(c);
+    CHECK(moved.subprotocol() == longer);
+    ws::connection again = ws::connection::server(t0, {});
+    again = std::move(moved);
+    CHECK(again.subprotocol() == longer);
+    // The storage itself at the inline limit and one past it, moved both ways.
+    for (const std::string name : {"", "fifteen.chars.x", "sixteen.chars.xx"}) {
+        ws::detail::small_string a(name);
+        CHECK(a.view() == name);
+        ws::detail::small_string b(std::move(a));
+        CHECK(b.view() == name);
+        CHECK(a.view().empty());
+        a = std::move(b);
+        CHECK(a.view() == name);
+        a.assign("x");
+        CHECK(a.view() == "x");
+    }
+}

@@ -236,3 +236,56 @@ TEST_CASE("close frames from the peer are echoed and end the connection") {
         CHECK(ev == std::vector<std::string>{"close_received:1000:", "closed:1000"});
     }
 }
+
+TEST_CASE("whole frames in one read (the one-step path) and split frames (the general path) agree") {
+    // Text and binary of every size up to 300 (7- and 16-bit lengths),
+    // valid and invalid UTF-8, non-ASCII code points across the 32-byte
+    // blocks; each stream fed whole (every frame complete in the buffer)
+    // and at every split point, which must give the same events and output.
+    tether::rng r(99);
+    const bytes cp4{0xF0, 0x9F, 0x98, 0x80};
+    for (std::size_t n = 0; n <= 300; n += 7) {
+        bytes text;
+        while (text.size() + 4 <= n) {
+            if (r.below(3) == 0) text.insert(text.end(), cp4.begin(), cp4.end());
+            else text.push_back(static_cast<std::uint8_t>('a' + r.below(26)));
+        }
+        text.resize(n, '.');
+        bytes bad = text;
+        if (n > 0) bad[static_cast<std::size_t>(r.below(n))] = 0xFF;
+        const std::array<std::uint8_t, 4> key{static_cast<std::uint8_t>(n), 0x80, 0x7f, 0xC3};
+        CAPTURE(n);
+        const bytes good_wire = cat({masked_frame(0x81, text, key), masked_frame(0x82, bad, key),
+                                     masked_frame(0x81, hello, key)});
+        std::vector<std::string> expect{"text:" + std::string(text.begin(), text.end()),
+                                        "binary:" + std::string(bad.begin(), bad.end()), "text:Hello"};
+        CHECK(events_of(good_wire) == expect);
+        if (n > 0) {
+            const auto ev = events_of(cat({masked_frame(0x81, hello, key), masked_frame(0x81, bad, key)}));
+            REQUIRE(ev.size() >= 2);
+            CHECK(ev[0] == "text:Hello");
+            CHECK(ev[1].rfind("failed:1007", 0) == 0);
+        }
+        // The client role: unmasked frames from the server.
+        const bytes plain = cat({plain_frame(0x81, text), plain_frame(0x82, bad)});
+        CHECK(feed_all_splits(client_maker(), plain).events ==
+              std::vector<std::string>{expect[0], expect[1]});
+    }
+}
+
+TEST_CASE("the one-step path leaves every violation to the general path") {
+    // Each of these is complete in the buffer and looks like a data frame
+    // at first glance; the result must be the general path's 1002 / 1009.
+    ws::config small;
+    small.max_message_bytes = 10;
+    CHECK(events_of(masked_frame(0x81, bytes(11, 'x')), small).front().rfind("failed:1009", 0) == 0);
+    CHECK(events_of(masked_frame(0x81, bytes(10, 'x')), small).front() == "text:" + std::string(10, 'x'));
+    bytes nonminimal{0x81, 0xFE, 0x00, 0x05, 1, 2, 3, 4, 'a', 'b', 'c', 'd', 'e'};
+    CHECK(events_of(nonminimal).front().rfind("failed:1002", 0) == 0);
+    CHECK(events_of(plain_frame(0x81, hello)).front().rfind("failed:1002", 0) == 0);
+    // A frame bigger than the zero-copy window is streamed, still one event.
+    ws::config window;
+    window.max_frame_buffer = 64;
+    const bytes big(100, 'q');
+    CHECK(events_of(masked_frame(0x81, big), window) == std::vector<std::string>{"text:" + std::string(100, 'q')});
+}

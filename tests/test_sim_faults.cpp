@@ -277,6 +277,18 @@ TEST_CASE("sim bug (seed 104, chaos): the seed that found the snapshot bug passe
     CHECK_MESSAGE(r.ok(), faults::report(r, 0).substr(0, 2000));
 }
 
+// Found by the simulator (seed 2665, slow, in a 10,000-seed run): a paused
+// client left and joined a room again while the answer to an earlier join
+// was still unread; that room.joined (resume=none, an older head) was taken
+// for the answer to the latest join and moved the cursor past events the
+// app never got. room.joined is now matched on its correlation_id.
+TEST_CASE("sim bug (seed 2665, slow): a stale room.joined is not taken for the answer to a later join") {
+    faults::options o;
+    o.seed = 2665;
+    const faults::result r = faults::run(o);
+    CHECK_MESSAGE(r.ok(), faults::report(r, 0).substr(0, 2000));
+}
+
 // Found by the simulator (seeds 3551 and others of 1..10000: `sim_seeds
 // --seed 3551 --strict --verbose`). Presence names a principal but is sent
 // per session (docs/protocol.md "Presence is per session"). A client that

@@ -12,6 +12,7 @@
 
 #include <tether/core/random.hpp>
 #include <tether/ws/utf8.hpp>
+#include <tether/ws/detail/unmask_utf8.hpp>
 
 #include <algorithm>
 #include <array>
@@ -1207,6 +1208,115 @@ TEST_CASE("utf8 simd: the kernels change nothing (hook off vs on, same chunks)")
             } else {
                 CAPTURE(level_name(l));
                 CHECK(got == scalar);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// detail::unmask_validate: unmasking and checking in one pass (the fused
+// AVX2 loop, the inline small path, block by block without AVX2) against
+// the RFC 6455 §5.3 definition of masking plus the reference validator.
+
+namespace {
+
+using tether::ws::mask_key;
+
+// Feed `text`, masked with `key` (or not, key == nullptr) from key byte
+// `phase0`, through unmask_validate in chunks of the given sizes; check
+// every chunk's verdict against the reference failure point and that the
+// bytes come out unmasked. check_text false: binary (unmask only).
+void check_unmask_validate(const bytes& text, const mask_key* key, std::size_t phase0,
+                           const std::vector<std::size_t>& cuts, bool check_text) {
+    bytes wire = text;
+    if (key)
+        for (std::size_t i = 0; i < wire.size(); ++i) wire[i] ^= (*key)[(phase0 + i) % 4];
+    const std::size_t fail_at = check_text ? ref_fail_pos_long(text) : never;
+    utf8_validator v;
+    std::size_t pos = 0;
+    std::size_t ci = 0;
+    while (pos < wire.size() || ci == 0) {
+        const std::size_t len = ci < cuts.size() ? std::min(cuts[ci], wire.size() - pos) : wire.size() - pos;
+        ++ci;
+        const bool ok = tether::ws::detail::unmask_validate(wire.data() + pos, len, key, (phase0 + pos) % 4,
+                                                             check_text ? &v : nullptr);
+        // (After a failure only the part up to the error is promised.)
+        if (ok)
+            CHECK(std::equal(wire.begin() + static_cast<std::ptrdiff_t>(pos),
+                             wire.begin() + static_cast<std::ptrdiff_t>(pos + len),
+                             text.begin() + static_cast<std::ptrdiff_t>(pos)));
+        CHECK(ok == (fail_at == never || fail_at >= pos + len));
+        pos += len;
+        if (!ok || pos == wire.size()) break;
+    }
+    if (check_text && fail_at == never) CHECK(v.complete() == ref_valid(text));
+}
+
+}  // namespace
+
+TEST_CASE("unmask_validate: unmask + UTF-8 check in one pass equals mask, then validate") {
+    tether::rng r(0x5eed);
+    const mask_key key{0x37, 0xfa, 0x21, 0x3d};
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        // Every size through the small path and the 32-byte fused blocks,
+        // valid and broken, whole and split at random.
+        for (std::size_t n = 0; n <= 300; ++n) {
+            bytes text = make_text(r, n, mixes[n % std::size(mixes)]);
+            text.resize(n);  // may cut a code point: the end is then open
+            if (n > 0 && r.below(3) == 0) mutate(text, r, 1);
+            const std::size_t phase = n % 4;
+            CAPTURE(n);
+            check_unmask_validate(text, &key, phase, {}, true);
+            check_unmask_validate(text, nullptr, 0, {}, true);
+            check_unmask_validate(text, &key, phase, {}, false);
+            check_unmask_validate(text, &key, phase, random_cuts(r, text.size()), true);
+        }
+    }
+}
+
+TEST_CASE("unmask_validate: invalid UTF-8 at every position, and code points across 32-byte and block boundaries") {
+    const mask_key key{0x01, 0x80, 0xC3, 0xFE};
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        // A 4-byte code point at every offset around the fused vectors
+        // (32, 64) and the unmask-then-validate block (fuse_block), in one
+        // call and split right inside it.
+        const std::size_t block = tether::ws::detail::fuse_block;
+        for (const std::size_t base : {std::size_t{32}, std::size_t{64}, block, 2 * block}) {
+            for (std::size_t at = base - 4; at <= base + 1; ++at) {
+                bytes text = cat(ascii(at, 'x'), b({0xF0, 0x9F, 0x98, 0x80}));
+                text = cat(text, ascii(block + 40 - (at % 32), 'y'));
+                CAPTURE(at);
+                for (std::size_t phase = 0; phase < 4; ++phase) {
+                    check_unmask_validate(text, &key, phase, {}, true);
+                    check_unmask_validate(text, &key, phase, {at + 2}, true);
+                    // Broken: the last continuation byte replaced by ASCII;
+                    // and a stray continuation byte right at the boundary.
+                    bytes bad = text;
+                    bad[at + 3] = 'z';
+                    check_unmask_validate(bad, &key, phase, {}, true);
+                    check_unmask_validate(bad, &key, phase, {at + 2}, true);
+                    bad = text;
+                    bad[base] = 0x80;
+                    check_unmask_validate(bad, &key, phase, {}, true);
+                }
+            }
+        }
+        // Every byte position of a 100-byte non-ASCII text made invalid, in
+        // one call (the fused loop's flagged-block fallback) and in two.
+        tether::rng r(7);
+        const bytes good = make_text(r, 100, mixes[0]);
+        for (std::size_t i = 0; i < good.size(); ++i) {
+            for (const std::uint8_t badbyte : {std::uint8_t{0xFF}, std::uint8_t{0xC0}, std::uint8_t{0x80},
+                                               std::uint8_t{0xED}}) {
+                bytes t = good;
+                t[i] = badbyte;
+                CAPTURE(i);
+                check_unmask_validate(t, &key, i % 4, {}, true);
+                check_unmask_validate(t, &key, 0, {i / 2 + 1}, true);
             }
         }
     }

@@ -1197,6 +1197,11 @@ private:
         if (*mode == proto::resume_mode::replay && !env_.replay_to) return violation(now);
         room_state* r = find(env_.room_id);
         if (!r || r->leaving || r->phase != room_phase::joining) return;  // stale answer
+        // The answer to an earlier join of this room (left and joined again
+        // since, read late by a slow reader): the current one is still to
+        // come, and this one's head is not where the app is (fault simulator,
+        // seed 2665).
+        if (!env_.correlation_id.empty() && env_.correlation_id != r->correlation_id) return;
         const std::int64_t head = *env_.head;
         r->correlation_id.clear();
         if (*mode == proto::resume_mode::none && r->has_cursor && !r->join_resumes && !r->awaiting_snapshot &&

@@ -18,6 +18,18 @@
 // input buffer, while it arrives — so an invalid sequence fails the
 // connection as soon as it is seen — and is handed out as a view. Fragments
 // and larger frames stream into the message buffer chunk by chunk.
+// A frame whose header and payload are both in the buffer already (the
+// common case: a whole read holds many small messages) skips the state
+// machine: header, unmask, UTF-8 check and the event in one step, the
+// event built once, in the caller's std::optional. Unmasking and checking
+// are one pass over the data (detail/unmask_utf8.hpp).
+//
+// Memory: 100,000 idle connections are the server's normal state, so an
+// open connection keeps only what it needs: the run-time settings, not the
+// whole ws::config (no subprotocol list, no seed); the random source only
+// in the client role (a server never masks); the subprotocol in 16 bytes;
+// no event ring (only `open` and `closed` are ever queued, at most one of
+// each); one deadline (the handshake and the close timers never overlap).
 //
 // Drain order, after every handle_* call or command:
 //   1. poll_event() until it returns nothing (events may reference the input
@@ -50,6 +62,8 @@
 #include "tether/core/random.hpp"
 #include "tether/core/time.hpp"
 #include "tether/ws/close_code.hpp"
+#include "tether/ws/detail/small_string.hpp"
+#include "tether/ws/detail/unmask_utf8.hpp"
 #include "tether/ws/error.hpp"
 #include "tether/ws/frame.hpp"
 #include "tether/ws/handshake.hpp"
@@ -120,21 +134,21 @@ public:
     // ---- construction -------------------------------------------------------
 
     /// A server-side connection; it expects an HTTP upgrade request first.
-    static connection server(time_point now, config cfg) {
-        connection c(role::server, std::move(cfg));
-        c.handshake_deadline_ = now + c.cfg_.handshake_timeout;
+    static connection server(time_point now, const config& cfg) {
+        connection c(role::server, cfg);
+        c.deadline_ = now + cfg.handshake_timeout;
         return c;
     }
 
     /// A client-side connection; the upgrade request is queued as output at
     /// once. `host` is the Host header ("example.com:8080"), `target` the
     /// request target ("/chat?session_id=…").
-    static connection client(time_point now, config cfg, std::string_view host, std::string_view target,
+    static connection client(time_point now, const config& cfg, std::string_view host, std::string_view target,
                              std::span<const http_header> extra_headers = {}) {
-        connection c(role::client, std::move(cfg));
-        c.handshake_deadline_ = now + c.cfg_.handshake_timeout;
+        connection c(role::client, cfg);
+        c.deadline_ = now + cfg.handshake_timeout;
         const std::string req =
-            c.hs_->client.build_request(host, target, c.cfg_.subprotocols, extra_headers, c.rng_);
+            c.hs_->client.build_request(host, target, cfg.subprotocols, extra_headers, *c.rng_);
         c.out_.append_own(as_bytes(req));
         return c;
     }
@@ -154,16 +168,29 @@ public:
         return hs_ ? hs_->request_parser.request() : none;
     }
     /// The negotiated subprotocol (empty: none).
-    std::string_view subprotocol() const noexcept { return subprotocol_; }
+    std::string_view subprotocol() const noexcept { return subprotocol_.view(); }
     /// Bytes queued for the transport.
     std::size_t buffered_output() const noexcept { return out_.size(); }
     /// When handle_timeout() must be called next (tether::never if no timer).
     time_point next_deadline() const noexcept {
-        if (st_ == state::handshake || st_ == state::awaiting_accept) return handshake_deadline_;
-        if (st_ == state::closing) return close_deadline_;
+        if (st_ == state::handshake || st_ == state::awaiting_accept || st_ == state::closing) return deadline_;
         return never;
     }
-    const config& cfg() const noexcept { return cfg_; }
+    /// The settings this connection runs with. Only the ones it keeps after
+    /// construction are meaningful: max_message_bytes, max_frame_buffer,
+    /// max_output_bytes, close_timeout, auto_pong, validate_outgoing_utf8.
+    /// The others (max_header_bytes, handshake_timeout, seed, subprotocols)
+    /// are used while constructing and read back as their defaults.
+    config cfg() const {
+        config c;
+        c.max_message_bytes = max_message_bytes_;
+        c.max_frame_buffer = max_frame_buffer_;
+        c.max_output_bytes = max_output_bytes_;
+        c.close_timeout = close_timeout_;
+        c.auto_pong = auto_pong_;
+        c.validate_outgoing_utf8 = validate_outgoing_utf8_;
+        return c;
+    }
 
     // ---- inputs -----------------------------------------------------------------
 
@@ -227,13 +254,14 @@ public:
             for (const auto& p : hs_->upgrade.offered_subprotocols) offered = offered || p == subprotocol;
             if (!offered) return error::bad_argument;
         }
-        subprotocol_ = std::string(subprotocol);
+        subprotocol_.assign(subprotocol);
         std::string resp;
-        write_accept_response(resp, hs_->upgrade_key, subprotocol_, extra_headers);
+        write_accept_response(resp, hs_->upgrade_key, subprotocol, extra_headers);
         out_.append_own(as_bytes(resp));
         hs_.reset();
         st_ = state::open;
-        push_event(make_event(event_type::open));
+        deadline_ = never;
+        open_pending_ = true;
         return {};
     }
 
@@ -255,7 +283,7 @@ public:
     }
 
     std::error_code send_text(std::string_view text) {
-        if (cfg_.validate_outgoing_utf8 && !is_valid_utf8(text)) return error::invalid_utf8;
+        if (validate_outgoing_utf8_ && !is_valid_utf8(text)) return error::invalid_utf8;
         return send_frame(opcode::text, as_bytes(text), true);
     }
     std::error_code send_binary(std::span<const std::uint8_t> bytes) {
@@ -280,7 +308,7 @@ public:
         if (auto ec = check_can_send()) return ec;
         if (role_ != role::server) return error::wrong_state;
         if (out_msg_state_ != message_state::idle) return error::wrong_state;
-        if (out_.size() + frame.size() > cfg_.max_output_bytes) return error::output_full;
+        if (out_.size() + frame.size() > max_output_bytes_) return error::output_full;
         out_.append_shared(frame);
         return {};
     }
@@ -309,7 +337,7 @@ public:
         if (!is_valid_utf8(reason)) return error::invalid_utf8;
         write_close(code, reason);
         st_ = state::closing;
-        close_deadline_ = now + cfg_.close_timeout;
+        deadline_ = now + close_timeout_;
         return {};
     }
 
@@ -319,18 +347,20 @@ public:
     /// more input arrives. Views in the event are valid until the next call
     /// on this connection.
     std::optional<event> poll_event() {
-        if (auto e = pop_event()) return e;
-        switch (st_) {
-            case state::handshake:
-                return role_ == role::server ? poll_request() : poll_response();
-            case state::open:
-            case state::closing:
-                return poll_frames();
-            case state::awaiting_accept:
-            case state::closed:
-                return std::nullopt;
+        // One std::optional, built in place (named return value) and filled
+        // where the event is decided: a message is never copied on its way out.
+        std::optional<event> out;
+        if (open_pending_ || closed_pending_) {
+            pop_event(out);
+        } else if (st_ == state::open || st_ == state::closing) {
+            poll_frames(out);
+        } else if (st_ == state::handshake) {
+            if (role_ == role::server)
+                poll_request(out);
+            else
+                poll_response(out);
         }
-        return std::nullopt;
+        return out;
     }
 
     /// The first contiguous run of output bytes.
@@ -370,13 +400,23 @@ public:
     }
 
 private:
-    connection(ws::role r, config cfg)
-        : role_(r), cfg_(std::move(cfg)), rng_(cfg_.seed), hs_(std::make_unique<handshake_state>(cfg_.max_header_bytes)) {}
+    connection(ws::role r, const config& cfg)
+        : hs_(std::make_unique<handshake_state>(cfg.max_header_bytes)),
+          rng_(r == role::client ? std::make_unique<rng>(cfg.seed) : nullptr),
+          max_message_bytes_(cfg.max_message_bytes),
+          max_output_bytes_(cfg.max_output_bytes),
+          max_frame_buffer_(cfg.max_frame_buffer),
+          input_limit_((cfg.max_frame_buffer > cfg.max_header_bytes ? cfg.max_frame_buffer : cfg.max_header_bytes) +
+                       max_frame_header_size + read_slack),
+          close_timeout_(cfg.close_timeout),
+          role_(r),
+          auto_pong_(cfg.auto_pong),
+          validate_outgoing_utf8_(cfg.validate_outgoing_utf8) {}
 
-    static event make_event(event_type t) noexcept {
-        event e;
-        e.type = t;
-        return e;
+    static event& emit(std::optional<event>& out, event_type t) noexcept {
+        out.emplace();
+        out->type = t;
+        return *out;
     }
 
     static std::span<const std::uint8_t> as_bytes(std::string_view s) noexcept {
@@ -386,11 +426,7 @@ private:
     // -- input buffer -----------------------------------------------------------
 
     // The bound: one zero-copy frame (or one header block) plus one read.
-    std::size_t input_limit() const noexcept {
-        const std::size_t window = cfg_.max_frame_buffer > cfg_.max_header_bytes ? cfg_.max_frame_buffer
-                                                                                : cfg_.max_header_bytes;
-        return window + max_frame_header_size + read_slack;
-    }
+    std::size_t input_limit() const noexcept { return input_limit_; }
 
     void make_room(std::size_t want) {
         if (in_begin_ == in_end_) {
@@ -412,113 +448,104 @@ private:
 
     // -- events -------------------------------------------------------------------
 
-    // Only state changes are ever queued (open, closed), never a message, so
-    // a queued event needs no data view and the ring stays tiny: at most an
-    // `open` and a `closed` can be pending at once.
-    struct queued_event {
-        event_type type;
-        close_code code;
-        int http_status;
-        std::string_view reason;
-    };
-
-    void push_event(const event& e) noexcept {
-        if (ev_count_ == events_.size()) return;  // unreachable: see above
-        events_[(ev_head_ + ev_count_) % events_.size()] = {e.type, e.code, e.http_status, e.reason};
-        ++ev_count_;
-    }
-
-    std::optional<event> pop_event() noexcept {
-        if (ev_count_ == 0) return std::nullopt;
-        const queued_event& q = events_[ev_head_];
-        event e = make_event(q.type);
-        e.code = q.code;
-        e.http_status = q.http_status;
-        e.reason = q.reason;
-        ev_head_ = static_cast<std::uint8_t>((ev_head_ + 1) % events_.size());
-        --ev_count_;
-        return e;
+    // Only state changes are ever queued, never a message: an `open` (after
+    // accept()) and a `closed` (entering the closed state, which happens
+    // once). accept() needs awaiting_accept, so an `open` is never queued
+    // behind a `closed`: two flags and the closed event's fields are the
+    // whole queue. Every reason given to enter_closed() is static text.
+    void pop_event(std::optional<event>& out) noexcept {
+        if (open_pending_) {
+            open_pending_ = false;
+            emit(out, event_type::open);
+            return;
+        }
+        closed_pending_ = false;
+        event& e = emit(out, event_type::closed);
+        e.code = closed_code_;
+        e.reason = closed_reason_;
+        e.http_status = closed_status_;
     }
 
     void enter_closed(close_code code, const char* why, int http_status = 0) noexcept {
         st_ = state::closed;
+        deadline_ = never;
         in_begin_ = in_end_ = 0;
-        event e = make_event(event_type::closed);
-        e.code = code;
-        e.reason = why;
-        e.http_status = http_status;
-        push_event(e);
+        closed_pending_ = true;
+        closed_code_ = code;
+        closed_reason_ = why;
+        closed_status_ = static_cast<std::uint16_t>(http_status);
     }
 
     /// Fail the WebSocket connection (RFC 6455 §7.1.7): send a close frame
     /// with `code` if none was sent yet, report `failed`, then `closed`.
-    std::optional<event> fail(close_code code, const char* why) {
+    void fail(std::optional<event>& out, close_code code, const char* why) {
         if (!close_sent_) write_close(code, why);
-        event e = make_event(event_type::failed);
+        event& e = emit(out, event_type::failed);
         e.code = code;
         e.reason = why;
         enter_closed(code, why);
-        return e;
     }
 
     // -- handshake ------------------------------------------------------------------
 
-    std::optional<event> poll_request() {
+    void poll_request(std::optional<event>& out) {
         auto bytes = unread();
-        if (bytes.empty()) return std::nullopt;
+        if (bytes.empty()) return;
         const auto r = hs_->request_parser.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
         if (r.status == http_parse_status::need_more) {
             in_begin_ = in_end_;
-            return std::nullopt;
+            return;
         }
-        if (r.status == http_parse_status::error) return refuse_upgrade(r.http_status, "malformed upgrade request");
+        if (r.status == http_parse_status::error) return refuse_upgrade(out, r.http_status, "malformed upgrade request");
         in_begin_ += r.consumed;
         hs_->upgrade = check_upgrade(hs_->request_parser.request());
-        if (hs_->upgrade.status != 0) return refuse_upgrade(hs_->upgrade.status, hs_->upgrade.why);
+        if (hs_->upgrade.status != 0) return refuse_upgrade(out, hs_->upgrade.status, hs_->upgrade.why);
         hs_->upgrade_key = std::string(hs_->upgrade.key);
         st_ = state::awaiting_accept;
-        return make_event(event_type::upgrade_request);
+        emit(out, event_type::upgrade_request);
     }
 
-    std::optional<event> refuse_upgrade(int status, std::string_view why) {
+    void refuse_upgrade(std::optional<event>& out, int status, std::string_view why) {
         std::string resp;
         write_reject_response(resp, status, why);
         out_.append_own(as_bytes(resp));
-        event e = make_event(event_type::failed);
+        event& e = emit(out, event_type::failed);
         e.http_status = status;
         e.code = close_code::abnormal;
         e.reason = why;
         enter_closed(close_code::abnormal, "upgrade refused", status);
-        return e;
     }
 
-    std::optional<event> poll_response() {
+    void poll_response(std::optional<event>& out) {
         auto bytes = unread();
-        if (bytes.empty()) return std::nullopt;
+        if (bytes.empty()) return;
         const auto r = hs_->response_parser.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
         if (r.status == http_parse_status::need_more) {
             in_begin_ = in_end_;
-            return std::nullopt;
+            return;
         }
-        event e = make_event(event_type::failed);
-        e.code = close_code::abnormal;
         if (r.status == http_parse_status::error) {
+            event& e = emit(out, event_type::failed);
+            e.code = close_code::abnormal;
             e.reason = "malformed upgrade response";
             enter_closed(close_code::abnormal, "upgrade failed");
-            return e;
+            return;
         }
         in_begin_ += r.consumed;
         const http_response& res = hs_->response_parser.response();
         if (const auto ec = hs_->client.validate(res)) {
+            event& e = emit(out, event_type::failed);
+            e.code = close_code::abnormal;
             e.http_status = res.status;
             e.reason = handshake_error_reason(ec);
             enter_closed(close_code::abnormal, "upgrade failed", res.status);
-            return e;
+            return;
         }
-        subprotocol_ = std::string(hs_->client.selected_subprotocol());
+        subprotocol_.assign(hs_->client.selected_subprotocol());
         hs_.reset();
         st_ = state::open;
-        return make_event(event_type::open);
+        deadline_ = never;
+        emit(out, event_type::open);
     }
 
     // The category's message() returns a std::string; the event needs a view
@@ -539,146 +566,191 @@ private:
 
     // -- frames ---------------------------------------------------------------------
 
-    std::optional<event> poll_frames() {
+    void poll_frames(std::optional<event>& out) {
         for (;;) {
             if (!in_frame_) {
-                if (auto e = start_frame()) return e;
-                if (!in_frame_) return std::nullopt;  // need more bytes
+                if (whole_frame(out)) return;
+                start_frame(out);
+                if (out || !in_frame_) return;  // failed, or need more bytes
             }
             if (is_control(fh_.op)) {
-                if (in_end_ - in_begin_ < fh_.payload_size) return std::nullopt;
-                return finish_control_frame();
+                if (in_end_ - in_begin_ < fh_.payload_size) return;
+                return finish_control_frame(out);
             }
             if (in_place_) {
-                auto e = advance_in_place();
-                if (e || in_frame_) return e;
+                advance_in_place(out);
             } else {
-                auto e = advance_streamed();
-                if (e || in_frame_) return e;
+                advance_streamed(out);
             }
+            if (out || in_frame_) return;
         }
     }
 
-    /// Read and vet the next header. Returns an event only on failure.
-    std::optional<event> start_frame() {
+    /// The common case in one step: a single-frame text or binary message
+    /// whose header and payload are all in the buffer and that fits the
+    /// zero-copy window. Returns false to leave the frame to the general
+    /// path (start_frame), which decides every case this one does not take
+    /// — including every violation — so both give identical results.
+    bool whole_frame(std::optional<event>& out) {
+        const std::size_t avail = in_end_ - in_begin_;
+        if (avail < 2 || in_msg_state_ != message_state::idle) return false;
+        std::uint8_t* const p = in_.data() + in_begin_;
+        const std::uint8_t b0 = p[0];
+        const std::uint8_t b1 = p[1];
+        // FIN set, RSV clear, opcode text or binary.
+        if (b0 != 0x81 && b0 != 0x82) return false;
+        // §5.1: client frames are masked, server frames are not.
+        const bool masked = role_ == role::server;
+        if (((b1 & 0x80) != 0) != masked) return false;
+        std::size_t len = b1 & 0x7F;
+        std::size_t hs = 2;
+        if (len == 126) {
+            if (avail < 4) return false;
+            len = (std::size_t{p[2]} << 8) | p[3];
+            if (len < 126) return false;  // non-minimal: the general path fails it
+            hs = 4;
+        } else if (len == 127) {
+            return false;
+        }
+        const std::size_t key_at = hs;
+        if (masked) hs += 4;
+        if (avail < hs || avail - hs < len) return false;  // not all here yet
+        if (hs + len > max_frame_buffer_ || len > max_message_bytes_) return false;
+        const bool text = b0 == 0x81;
+        mask_key key;
+        if (masked) std::memcpy(key.data(), p + key_at, 4);
+        std::uint8_t* const payload = p + hs;
+        msg_is_text_ = text;
+        utf8_.reset();
+        if (!detail::unmask_validate(payload, len, masked ? &key : nullptr, 0, text ? &utf8_ : nullptr) ||
+            (text && !utf8_.complete())) {
+            fail(out, close_code::invalid_payload, "invalid UTF-8");
+            return true;
+        }
+        in_begin_ += hs + len;
+        event& e = emit(out, event_type::message);
+        e.is_text = text;
+        e.data = {payload, len};
+        return true;
+    }
+
+    /// Read and vet the next header. Emits an event only on failure.
+    void start_frame(std::optional<event>& out) {
         const auto r = parse_frame_header(unread(), role_, fh_);
-        if (r.status == header_status::need_more) return std::nullopt;
-        if (r.status == header_status::invalid) return fail(r.code, r.why);
+        if (r.status == header_status::need_more) return;
+        if (r.status == header_status::invalid) return fail(out, r.code, r.why);
         const auto step = next_message_state(in_msg_state_, fh_.op, fh_.fin);
-        if (!step.allowed) return fail(close_code::protocol_error, step.why);
+        if (!step.allowed) return fail(out, close_code::protocol_error, step.why);
         if (!is_control(fh_.op)) {
             const bool starts = fh_.op != opcode::continuation;
             const std::uint64_t so_far = starts ? 0 : msg_.size();
             // PROTOCOL.md §7 / RFC 6455 §10.4: refuse before buffering.
-            if (fh_.payload_size > cfg_.max_message_bytes - so_far)
-                return fail(close_code::message_too_big, "message too big");
+            if (fh_.payload_size > max_message_bytes_ - so_far)
+                return fail(out, close_code::message_too_big, "message too big");
             if (starts) {
                 msg_is_text_ = fh_.op == opcode::text;
                 msg_.clear();
                 utf8_.reset();
             }
             // Zero-copy only for a whole message in one frame that fits the window.
-            in_place_ = starts && fh_.fin && fh_.header_size + fh_.payload_size <= cfg_.max_frame_buffer;
+            in_place_ = starts && fh_.fin && fh_.header_size + fh_.payload_size <= max_frame_buffer_;
             in_msg_state_ = step.next;
         }
         in_begin_ += fh_.header_size;
         in_frame_ = true;
         frame_done_ = 0;
-        return std::nullopt;
     }
 
     // Unmask and check whatever part of the in-place frame has arrived, so
     // that invalid UTF-8 fails the connection without waiting for the rest.
-    std::optional<event> advance_in_place() {
+    void advance_in_place(std::optional<event>& out) {
         const std::size_t avail = in_end_ - in_begin_;
         const std::size_t have = avail < fh_.payload_size ? avail : static_cast<std::size_t>(fh_.payload_size);
         if (have > frame_done_) {
-            std::span<std::uint8_t> fresh{in_.data() + in_begin_ + frame_done_, have - frame_done_};
-            if (fh_.masked) apply_mask(fresh, fh_.mask, frame_done_ % 4);
-            if (msg_is_text_ && !utf8_.feed(fresh)) return fail(close_code::invalid_payload, "invalid UTF-8");
+            if (!detail::unmask_validate(in_.data() + in_begin_ + frame_done_, have - frame_done_,
+                                         fh_.masked ? &fh_.mask : nullptr, frame_done_ % 4,
+                                         msg_is_text_ ? &utf8_ : nullptr))
+                return fail(out, close_code::invalid_payload, "invalid UTF-8");
             frame_done_ = have;
         }
-        if (frame_done_ < fh_.payload_size) return std::nullopt;
-        if (msg_is_text_ && !utf8_.complete()) return fail(close_code::invalid_payload, "invalid UTF-8");
-        event e = make_event(event_type::message);
+        if (frame_done_ < fh_.payload_size) return;
+        if (msg_is_text_ && !utf8_.complete()) return fail(out, close_code::invalid_payload, "invalid UTF-8");
+        event& e = emit(out, event_type::message);
         e.is_text = msg_is_text_;
         e.data = {in_.data() + in_begin_, static_cast<std::size_t>(fh_.payload_size)};
         in_begin_ += static_cast<std::size_t>(fh_.payload_size);
         in_frame_ = false;
-        return e;
     }
 
     // Move whatever has arrived of a fragment (or an oversize frame) into the
     // message buffer, checking UTF-8 as it goes.
-    std::optional<event> advance_streamed() {
+    void advance_streamed(std::optional<event>& out) {
         const std::size_t avail = in_end_ - in_begin_;
         const std::uint64_t left = fh_.payload_size - frame_done_;
         const std::size_t n = avail < left ? avail : static_cast<std::size_t>(left);
         if (n > 0) {
-            std::span<std::uint8_t> chunk{in_.data() + in_begin_, n};
-            if (fh_.masked) apply_mask(chunk, fh_.mask, frame_done_ % 4);
-            if (msg_is_text_ && !utf8_.feed(chunk)) return fail(close_code::invalid_payload, "invalid UTF-8");
-            msg_.insert(msg_.end(), chunk.begin(), chunk.end());
+            std::uint8_t* const chunk = in_.data() + in_begin_;
+            if (!detail::unmask_validate(chunk, n, fh_.masked ? &fh_.mask : nullptr, frame_done_ % 4,
+                                         msg_is_text_ ? &utf8_ : nullptr))
+                return fail(out, close_code::invalid_payload, "invalid UTF-8");
+            msg_.insert(msg_.end(), chunk, chunk + n);
             in_begin_ += n;
             frame_done_ += n;
         }
-        if (frame_done_ < fh_.payload_size) return std::nullopt;
+        if (frame_done_ < fh_.payload_size) return;
         in_frame_ = false;
-        if (!fh_.fin) return std::nullopt;
-        if (msg_is_text_ && !utf8_.complete()) return fail(close_code::invalid_payload, "invalid UTF-8");
-        event e = make_event(event_type::message);
+        if (!fh_.fin) return;
+        if (msg_is_text_ && !utf8_.complete()) return fail(out, close_code::invalid_payload, "invalid UTF-8");
+        event& e = emit(out, event_type::message);
         e.is_text = msg_is_text_;
         e.data = {msg_.data(), msg_.size()};
-        return e;
     }
 
-    std::optional<event> finish_control_frame() {
+    void finish_control_frame(std::optional<event>& out) {
         const std::size_t n = static_cast<std::size_t>(fh_.payload_size);
         std::span<std::uint8_t> payload{in_.data() + in_begin_, n};
         if (fh_.masked) apply_mask(payload, fh_.mask, 0);
         in_begin_ += n;
         in_frame_ = false;
-        event e;
-        e.data = payload;
         switch (fh_.op) {
-            case opcode::ping:
+            case opcode::ping: {
                 // §5.5.2: answer with the same payload, unless our close is
                 // already out. Pongs count against the output bound; past it a
                 // pong is dropped, which §5.5.3 allows (only the latest ping
                 // needs an answer) and which stops a ping flood from growing
                 // the queue of a peer that does not read.
-                if (cfg_.auto_pong && !close_sent_) (void)write_frame(opcode::pong, payload, true, false);
-                e.type = event_type::ping;
-                return e;
+                if (auto_pong_ && !close_sent_) (void)write_frame(opcode::pong, payload, true, false);
+                emit(out, event_type::ping).data = payload;
+                return;
+            }
             case opcode::pong:
-                e.type = event_type::pong;
-                return e;
+                emit(out, event_type::pong).data = payload;
+                return;
             default:
-                return handle_close_frame(payload);
+                return handle_close_frame(out, payload);
         }
     }
 
-    std::optional<event> handle_close_frame(std::span<const std::uint8_t> payload) {
+    void handle_close_frame(std::optional<event>& out, std::span<const std::uint8_t> payload) {
         // §5.5.1: a body, if present, starts with a 2-byte code; the rest is
         // UTF-8 (§8.1). §7.4: some codes must never be sent.
         close_code code = close_code::none;
         std::string_view reason;
-        if (payload.size() == 1) return fail(close_code::protocol_error, "close frame with 1-byte body");
+        if (payload.size() == 1) return fail(out, close_code::protocol_error, "close frame with 1-byte body");
         if (payload.size() >= 2) {
             const auto raw = static_cast<std::uint16_t>((payload[0] << 8) | payload[1]);
-            if (!is_valid_wire_code(raw)) return fail(close_code::protocol_error, "invalid close code");
+            if (!is_valid_wire_code(raw)) return fail(out, close_code::protocol_error, "invalid close code");
             code = static_cast<close_code>(raw);
             reason = {reinterpret_cast<const char*>(payload.data() + 2), payload.size() - 2};
-            if (!is_valid_utf8(reason)) return fail(close_code::invalid_payload, "close reason not UTF-8");
+            if (!is_valid_utf8(reason)) return fail(out, close_code::invalid_payload, "close reason not UTF-8");
         }
         close_received_ = true;
         // §5.5.1: "it MUST send a Close frame in response", echoing the code.
         if (!close_sent_) write_close(code, {});
-        event e = make_event(event_type::close_received);
+        event& e = emit(out, event_type::close_received);
         e.code = code;
         e.reason = reason;
         enter_closed(code == close_code::none ? close_code::no_status : code, "closed");
-        return e;
     }
 
     // -- output -------------------------------------------------------------------
@@ -695,13 +767,13 @@ private:
     }
 
     std::error_code write_frame(opcode op, std::span<const std::uint8_t> payload, bool fin, bool force) {
-        if (!is_control(op) && payload.size() > cfg_.max_message_bytes) return error::message_too_big;
+        if (!is_control(op) && payload.size() > max_message_bytes_) return error::message_too_big;
         const bool masked = role_ == role::client;
         const std::size_t hs = frame_header_size(payload.size(), masked);
-        if (!force && out_.size() + hs + payload.size() > cfg_.max_output_bytes) return error::output_full;
+        if (!force && out_.size() + hs + payload.size() > max_output_bytes_) return error::output_full;
         std::array<std::uint8_t, 4> key{};
         if (masked) {
-            const std::uint32_t k = rng_.next_u32();
+            const std::uint32_t k = rng_->next_u32();
             std::memcpy(key.data(), &k, 4);
         }
         std::uint8_t* p = out_.append_own(hs + payload.size());
@@ -732,10 +804,7 @@ private:
 
     static constexpr std::size_t read_slack = 16u << 10;
 
-    ws::role role_;
-    ws::state st_ = state::handshake;
-    config cfg_;
-    rng rng_;
+    // Largest first, so that the bytes at the end pack without padding.
 
     // handshake
     // Everything only the opening handshake needs lives on the heap and is
@@ -750,33 +819,49 @@ private:
         client_handshake client;
     };
     std::unique_ptr<handshake_state> hs_;
-    std::string subprotocol_;
-    time_point handshake_deadline_ = never;
+    // Client only: masking keys (RFC 6455 §5.3). A server never masks.
+    std::unique_ptr<rng> rng_;
+    // The opening handshake timeout, then (closing) the close timeout.
+    time_point deadline_ = never;
+
+    // settings (config, minus what only construction needs)
+    std::size_t max_message_bytes_;
+    std::size_t max_output_bytes_;
+    std::size_t max_frame_buffer_;
+    std::size_t input_limit_;
+    duration close_timeout_;
 
     // input
     std::vector<std::uint8_t> in_;
     std::size_t in_begin_ = 0;
     std::size_t in_end_ = 0;
     frame_header fh_{};
-    bool in_frame_ = false;
-    bool in_place_ = false;
     std::uint64_t frame_done_ = 0;  // payload bytes of the current frame already unmasked
-    message_state in_msg_state_ = message_state::idle;
-    bool msg_is_text_ = false;
-    utf8_validator utf8_;
     std::vector<std::uint8_t> msg_;
 
     // output
     output_queue out_;
+
+    // the pending `closed` event (see pop_event)
+    const char* closed_reason_ = nullptr;
+    detail::small_string subprotocol_;
+    close_code closed_code_ = close_code::none;
+    std::uint16_t closed_status_ = 0;
+
+    ws::role role_;
+    ws::state st_ = state::handshake;
+    bool auto_pong_;
+    bool validate_outgoing_utf8_;
+    bool in_frame_ = false;
+    bool in_place_ = false;
+    message_state in_msg_state_ = message_state::idle;
+    bool msg_is_text_ = false;
+    utf8_validator utf8_;
     message_state out_msg_state_ = message_state::idle;
     bool close_sent_ = false;
     bool close_received_ = false;
-    time_point close_deadline_ = never;
-
-    // events
-    std::array<queued_event, 3> events_{};
-    std::uint8_t ev_head_ = 0;
-    std::uint8_t ev_count_ = 0;
+    bool open_pending_ = false;
+    bool closed_pending_ = false;
 };
 
 }  // namespace tether::ws

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -132,17 +133,23 @@ inline void xor_key(std::uint8_t* dst, const std::uint8_t* src, std::size_t n,
     }
 
     // The key rotated to the current phase, repeated: the pattern for any
-    // block that starts a multiple of 4 bytes from here.
-    std::uint8_t pattern[8];
-    for (std::size_t i = 0; i < 8; ++i) pattern[i] = key[(phase + i) & 3];
+    // block that starts a multiple of 4 bytes from here. Rotated as a word:
+    // assembling it from byte stores and loading it as a word would stall
+    // on store forwarding (~12 cycles, a third of a 64-byte message).
+    std::uint32_t k32;
+    std::memcpy(&k32, key.data(), sizeof k32);
+    if constexpr (std::endian::native == std::endian::little)
+        k32 = std::rotr(k32, static_cast<int>(phase * 8));
+    else
+        k32 = std::rotl(k32, static_cast<int>(phase * 8));
 
 #if defined(__AVX2__) || defined(__SSE2__)
-    std::uint32_t k32;
-    std::memcpy(&k32, pattern, sizeof k32);
     xor_vectors(dst, src, n, splat(k32));
 #endif
 
-    const std::uint64_t k64 = load_u64(pattern);
+    const std::uint64_t k64 = (std::uint64_t{k32} << 32) | k32;
+    std::uint8_t pattern[8];
+    std::memcpy(pattern, &k64, sizeof pattern);
     while (n >= 32) {
         const std::uint64_t a = load_u64(src);
         const std::uint64_t b = load_u64(src + 8);

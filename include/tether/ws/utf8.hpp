@@ -24,7 +24,7 @@
 //   (rejection is sticky, so checking late changes nothing but the cost);
 //   it hands back to the ASCII scan when the next block is all ASCII.
 // - On x86-64 with SSSE3 or AVX2 (picked at run time), a non-ASCII run of
-//   64+ bytes goes to the vector kernel of detail/utf8_simd.hpp instead of
+//   40+ bytes goes to the vector kernel of detail/utf8_simd.hpp instead of
 //   the DFA. The DFA state and the kernel's view of "the bytes before" are
 //   interchangeable: each pending state maps to one lead byte (state_lead),
 //   and after a clean run the state is the DFA run over the last sequence
@@ -288,6 +288,17 @@ public:
     bool failed() const noexcept { return state_ == detail::utf8::s_reject; }
 
     void reset() noexcept { state_ = detail::utf8::s_accept; }
+
+    // Hooks for detail::unmask_validate, which runs its own vector kernel
+    // over the data (the kernel contract of detail/utf8_simd.hpp):
+    /// The lead byte that stands for the pending state (0: none owed).
+    std::uint8_t pending_lead() const noexcept { return detail::utf8::state_lead(state_); }
+    /// Resume after the kernel found [.., q) clean: q[-4..-1] must be part
+    /// of that run.
+    void resume_after_clean_run(const std::uint8_t* q) noexcept {
+        state_ = q[-1] < 0x80 ? detail::utf8::s_accept
+                              : static_cast<std::uint8_t>(detail::utf8::state_after_run(q) & 63);
+    }
 
 private:
     [[gnu::noinline]] bool feed_rest(const std::uint8_t* p, const std::uint8_t* end) noexcept {

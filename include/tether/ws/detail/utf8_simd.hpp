@@ -151,7 +151,7 @@ struct result {
 /// (see the theory above). Reads nothing outside [p, p + n).
 using kernel_fn = result (*)(const std::uint8_t* p, std::size_t n, std::uint8_t lead) noexcept;
 
-inline constexpr std::size_t min_run = 64;
+inline constexpr std::size_t min_run = 40;
 
 enum class level : std::uint8_t { none, ssse3, avx2 };
 

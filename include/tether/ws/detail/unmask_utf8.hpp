@@ -1,0 +1,236 @@
+// tether/ws/detail/unmask_utf8.hpp — unmask a payload in place and check
+// its UTF-8 in one pass over the data.
+//
+// Theory of operation: a server unmasks every payload byte it receives
+// (RFC 6455 §5.3) and validates every text byte (§8.1). Done as two passes
+// over a 16 KiB frame, the second pass reads the data back from L2; done
+// per block, it reads it back from L1, where the first pass just left it.
+// So large chunks go block by block: unmask fuse_block bytes, feed the same
+// bytes to the validator, next block. A code point split across two blocks
+// is nothing special: the validator carries its state from feed to feed,
+// exactly as it does across TCP chunks.
+//
+// Small chunks (one chat message) take an inline path: 16 bytes at a time
+// through SSE2 (8 without it), XOR with the key and OR into an accumulator,
+// so that a pure-ASCII message needs no second look at all: if no byte has
+// its high bit set and no code point is pending, the text is valid and the
+// validator state is unchanged. Anything else is fed to the validator,
+// which finds the first non-ASCII byte again and goes on from there.
+//
+// Where the CPU has AVX2 (the same run-time choice as the UTF-8 kernels,
+// including their test hook), the bulk of a text chunk — its largest
+// multiple of 32 bytes — goes through one fused loop instead: load 32
+// masked bytes, XOR, store, and check the unmasked vector in registers with
+// the pair-rule lookups of detail/utf8_simd.hpp, the bytes before it taken
+// from the previous vector by a lane shuffle (not re-read from memory: a
+// load straddling bytes stored a few cycles earlier cannot be
+// store-forwarded and stalls). The validator's pending state goes in as
+// the kernels' synthetic lead byte and comes out from the last code point,
+// exactly as for its own kernel runs; a flagged chunk is fed to the
+// validator (it is unmasked by then), so every rejection is still the
+// DFA's. The remaining < 32 bytes take the small path.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "tether/ws/detail/utf8_simd.hpp"
+#include "tether/ws/mask.hpp"
+#include "tether/ws/utf8.hpp"
+
+namespace tether::ws::detail {
+
+/// Bytes unmasked before they are validated: well inside L1.
+inline constexpr std::size_t fuse_block = 4096;
+
+/// Chunks up to this size take the inline path.
+inline constexpr std::size_t fuse_small = 256;
+
+// The key rotated so that byte 0 gets key[phase], as a 32-bit pattern in
+// memory order: XORing it into any 4-byte-aligned offset from p is right.
+// (Rotating the loaded word, not assembling bytes: a 4-byte load of four
+// 1-byte stores cannot be store-forwarded and stalls ~12 cycles.)
+inline std::uint32_t key_pattern(const mask_key& key, std::size_t phase) noexcept {
+    std::uint32_t k;
+    std::memcpy(&k, key.data(), 4);
+    const int bits = static_cast<int>((phase & 3) * 8);
+    if constexpr (std::endian::native == std::endian::little)
+        return std::rotr(k, bits);
+    else
+        return std::rotl(k, bits);
+}
+
+// Unmask (if k is not null) [p, p + n) in place with the 32-bit pattern and
+// return the OR of the 0x80 bits of every resulting byte (non-zero: some
+// byte is not ASCII). n <= fuse_small.
+inline std::uint64_t unmask_small(std::uint8_t* p, std::size_t n, std::uint32_t k32) noexcept {
+    std::size_t i = 0;
+    std::uint64_t acc64 = 0;
+#if defined(__SSE2__)
+    const __m128i k = _mm_set1_epi32(static_cast<int>(k32));
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        const __m128i x = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), k);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i), x);
+        acc = _mm_or_si128(acc, x);
+    }
+    acc64 = static_cast<std::uint64_t>(_mm_movemask_epi8(acc));
+#endif
+    const std::uint64_t k64 = (std::uint64_t{k32} << 32) | k32;
+    for (; i + 8 <= n; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        w ^= k64;
+        std::memcpy(p + i, &w, 8);
+        acc64 |= w & utf8::high_bits;
+    }
+    // i is a multiple of 8, so the pattern still starts at byte 0 of k32.
+    std::uint8_t kb[4];
+    std::memcpy(kb, &k32, 4);
+    std::uint8_t acc8 = 0;
+    for (std::size_t j = 0; i < n; ++i, ++j) {
+        p[i] = static_cast<std::uint8_t>(p[i] ^ kb[j & 3]);
+        acc8 = static_cast<std::uint8_t>(acc8 | p[i]);
+    }
+    return acc64 | (acc8 & 0x80);
+}
+
+// OR of the 0x80 bits of [p, p + n), n <= fuse_small (unmasked input).
+inline std::uint64_t high_bits_small(const std::uint8_t* p, std::size_t n) noexcept {
+    std::size_t i = 0;
+    std::uint64_t acc = 0;
+    for (; i + 8 <= n; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    acc &= utf8::high_bits;
+    for (; i < n; ++i) acc |= p[i] & 0x80;
+    return acc;
+}
+
+#if TETHER_WS_UTF8_SIMD
+
+// The bytes before `cur` for the pair rules: alignr works per 128-bit lane,
+// so it gets [prv.hi, cur.lo] as the "previous" half.
+__attribute__((target("avx2"))) inline __m256i fused_check(const utf8_simd::avx_ctx& c, __m256i prv,
+                                                          __m256i cur) noexcept {
+    const __m256i mid = _mm256_permute2x128_si256(prv, cur, 0x21);
+    return utf8_simd::avx_check(c, cur, _mm256_alignr_epi8(cur, mid, 15), _mm256_alignr_epi8(cur, mid, 14),
+                                _mm256_alignr_epi8(cur, mid, 13));
+}
+
+// Unmask (Masked: XOR with the 32-bit pattern k32, stored back) and check
+// [p, p + n), n a non-zero multiple of 32, as the continuation of a stream
+// whose pending state is `lead` (see utf8_simd::kernel_fn). True: no flag,
+// i.e. valid up to a sequence left open at the end.
+template <bool Masked>
+__attribute__((target("avx2"))) inline bool fused_avx2(std::uint8_t* p, std::size_t n, std::uint32_t k32,
+                                                       std::uint8_t lead) noexcept {
+    namespace s = utf8_simd;
+    const s::avx_ctx c{s::avx_table(s::first_high_table),
+                       s::avx_table(s::first_low_table),
+                       s::avx_table(s::second_high_table),
+                       _mm256_set1_epi8(0x0F),
+                       _mm256_set1_epi8(static_cast<char>(0x80)),
+                       _mm256_set1_epi8(0x60),
+                       _mm256_set1_epi8(0x70)};
+    const __m256i tail_max = s::avx_load(s::open_tail_max.data());
+    const __m256i k = _mm256_set1_epi32(static_cast<int>(k32));
+    __m256i prev = _mm256_insert_epi8(_mm256_setzero_si256(), static_cast<char>(lead), 31);
+    __m256i err = _mm256_setzero_si256();
+    std::size_t i = 0;
+    for (; n - i >= 64; i += 64) {
+        __m256i a = s::avx_load(p + i);
+        __m256i b = s::avx_load(p + i + 32);
+        if constexpr (Masked) {
+            a = _mm256_xor_si256(a, k);
+            b = _mm256_xor_si256(b, k);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), a);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i + 32), b);
+        }
+        if (_mm256_movemask_epi8(_mm256_or_si256(a, b)) == 0) {
+            // All ASCII: the only possible error is a sequence left open
+            // just before it.
+            err = _mm256_or_si256(err, _mm256_subs_epu8(prev, tail_max));
+        } else {
+            err = _mm256_or_si256(err, _mm256_or_si256(fused_check(c, prev, a), fused_check(c, a, b)));
+        }
+        prev = b;
+    }
+    if (i < n) {
+        __m256i a = s::avx_load(p + i);
+        if constexpr (Masked) {
+            a = _mm256_xor_si256(a, k);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), a);
+        }
+        err = _mm256_or_si256(err, fused_check(c, prev, a));
+    }
+    return _mm256_testz_si256(err, err) != 0;
+}
+
+// The fused loop, if this CPU runs the AVX2 UTF-8 kernel.
+inline bool use_fused() noexcept { return utf8_simd::kernel() == &utf8_simd::kernel_avx2; }
+
+// The fused loop over the multiple-of-32 prefix of [p, p + n) (n >= 32);
+// returns how many bytes it covered, or n + 1 when the text is invalid.
+inline std::size_t fused_prefix(std::uint8_t* p, std::size_t n, const mask_key* key, std::size_t phase,
+                                utf8_validator& v) noexcept {
+    const std::size_t m = n & ~std::size_t{31};
+    const bool clean = key ? fused_avx2<true>(p, m, key_pattern(*key, phase), v.pending_lead())
+                           : fused_avx2<false>(p, m, 0, v.pending_lead());
+    if (clean)
+        v.resume_after_clean_run(p + m);
+    else if (!v.feed(std::span<const std::uint8_t>(p, m)))  // the DFA places the error
+        return n + 1;
+    return m;
+}
+
+#endif
+
+/// Unmask [p, p + n) in place with `key` starting at key byte `phase`
+/// (`key` null: the data is not masked) and, when `v` is given, validate it
+/// as the continuation of what `v` has seen. Returns false on invalid UTF-8
+/// (the data is unmasked at least up to the block that holds the error).
+inline bool unmask_validate(std::uint8_t* p, std::size_t n, const mask_key* key, std::size_t phase,
+                            utf8_validator* v) noexcept {
+    if (v && v->failed()) {  // sticky, as for feed(); the data is still unmasked
+        if (key) apply_mask(std::span<std::uint8_t>(p, n), *key, phase);
+        return false;
+    }
+#if TETHER_WS_UTF8_SIMD
+    if (v && n >= 32 && use_fused()) {
+        const std::size_t m = fused_prefix(p, n, key, phase, *v);
+        if (m > n) return false;
+        p += m;
+        n -= m;  // < 32 left; m is a multiple of 4, so the phase holds
+        if (n == 0) return true;
+    }
+#endif
+    if (n <= fuse_small) {
+        const std::uint64_t high =
+            key ? unmask_small(p, n, key_pattern(*key, phase)) : (v ? high_bits_small(p, n) : 0);
+        if (!v || (high == 0 && v->complete())) return true;
+        return v->feed(std::span<const std::uint8_t>(p, n));
+    }
+    if (!v) {
+        if (key) apply_mask(std::span<std::uint8_t>(p, n), *key, phase);
+        return true;
+    }
+    while (n > 0) {
+        const std::size_t b = n < fuse_block ? n : fuse_block;
+        if (key) phase = apply_mask(std::span<std::uint8_t>(p, b), *key, phase);
+        if (!v->feed(std::span<const std::uint8_t>(p, b))) return false;
+        p += b;
+        n -= b;
+    }
+    return true;
+}
+
+}  // namespace tether::ws::detail
