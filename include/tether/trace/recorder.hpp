@@ -276,10 +276,71 @@ private:
 };
 
 // ---------------------------------------------------------------------------
+// The application commands of both client machines (client and
+// client_bytes), recorded the same way. Derived gives access to its
+// recorder (rec_) and machine (m_).
+
+namespace detail {
+
+template <class Derived>
+class client_commands {
+public:
+    std::error_code connect(time_point now) {
+        self().rec_.call(record(now, record_type::connect));
+        return self().m_.connect(now);
+    }
+    std::error_code join(time_point now, std::string_view room) {
+        self().rec_.call(record(now, record_type::join).set_str(field::room, room));
+        return self().m_.join(now, room);
+    }
+    std::error_code leave(time_point now, std::string_view room) {
+        self().rec_.call(record(now, record_type::leave).set_str(field::room, room));
+        return self().m_.leave(now, room);
+    }
+    client::send_result send(time_point now, std::string_view room, std::string_view kind, std::string_view payload) {
+        self().rec_.call(send_record(now, room, kind, payload));
+        return self().m_.send(now, room, kind, payload);
+    }
+    std::error_code snapshot_loaded(time_point now, std::string_view room, std::int64_t cursor,
+                                    std::string_view epoch = {}) {
+        self().rec_.call(snapshot_record(now, room, cursor, epoch));
+        return self().m_.snapshot_loaded(now, room, cursor, epoch);
+    }
+    std::error_code set_token(time_point now, std::string_view token) {
+        self().rec_.call(record(now, record_type::set_token).set_str(field::token, token));
+        return self().m_.set_token(now, token);
+    }
+    std::error_code close(time_point now) {
+        self().rec_.call(record(now, record_type::close));
+        return self().m_.close(now);
+    }
+
+private:
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+
+    static record send_record(time_point now, std::string_view room, std::string_view kind, std::string_view payload) {
+        record r(now, record_type::send);
+        r.set_str(field::room, room).set_str(field::kind, kind);
+        if (!payload.empty()) r.set_str(field::payload, payload);
+        return r;
+    }
+    static record snapshot_record(time_point now, std::string_view room, std::int64_t cursor, std::string_view epoch) {
+        record r(now, record_type::snapshot_loaded);
+        r.set_str(field::room, room).set_int(field::cursor, cursor);
+        if (!epoch.empty()) r.set_str(field::epoch, epoch);
+        return r;
+    }
+};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
 // client::client (machine client)
 
 template <>
-class recorded<client::client> {
+class recorded<client::client> : public detail::client_commands<recorded<client::client>> {
+    friend class detail::client_commands<recorded>;
+
 public:
     explicit recorded(client::config cfg, sink s = {}) : rec_(s, true, true), m_(header_then(cfg)) {}
 
@@ -311,36 +372,6 @@ public:
         m_.handle_timeout(now);
     }
 
-    std::error_code connect(time_point now) {
-        rec_.call(record(now, record_type::connect));
-        return m_.connect(now);
-    }
-    std::error_code join(time_point now, std::string_view room) {
-        rec_.call(record(now, record_type::join).set_str(field::room, room));
-        return m_.join(now, room);
-    }
-    std::error_code leave(time_point now, std::string_view room) {
-        rec_.call(record(now, record_type::leave).set_str(field::room, room));
-        return m_.leave(now, room);
-    }
-    client::send_result send(time_point now, std::string_view room, std::string_view kind, std::string_view payload) {
-        rec_.call(send_record(now, room, kind, payload));
-        return m_.send(now, room, kind, payload);
-    }
-    std::error_code snapshot_loaded(time_point now, std::string_view room, std::int64_t cursor,
-                                    std::string_view epoch = {}) {
-        rec_.call(snapshot_record(now, room, cursor, epoch));
-        return m_.snapshot_loaded(now, room, cursor, epoch);
-    }
-    std::error_code set_token(time_point now, std::string_view token) {
-        rec_.call(record(now, record_type::set_token).set_str(field::token, token));
-        return m_.set_token(now, token);
-    }
-    std::error_code close(time_point now) {
-        rec_.call(record(now, record_type::close));
-        return m_.close(now);
-    }
-
     std::optional<client::event> poll_event() {
         auto e = m_.poll_event();
         rec_.polled_event(e.has_value());
@@ -350,19 +381,6 @@ public:
         auto a = m_.poll_action();
         rec_.polled_action(a.has_value());
         return a;
-    }
-
-    static record send_record(time_point now, std::string_view room, std::string_view kind, std::string_view payload) {
-        record r(now, record_type::send);
-        r.set_str(field::room, room).set_str(field::kind, kind);
-        if (!payload.empty()) r.set_str(field::payload, payload);
-        return r;
-    }
-    static record snapshot_record(time_point now, std::string_view room, std::int64_t cursor, std::string_view epoch) {
-        record r(now, record_type::snapshot_loaded);
-        r.set_str(field::room, room).set_int(field::cursor, cursor);
-        if (!epoch.empty()) r.set_str(field::epoch, epoch);
-        return r;
     }
 
 private:
@@ -382,7 +400,9 @@ private:
 // client::ws_client (machine client_bytes)
 
 template <>
-class recorded<client::ws_client> {
+class recorded<client::ws_client> : public detail::client_commands<recorded<client::ws_client>> {
+    friend class detail::client_commands<recorded>;
+
 public:
     explicit recorded(client::ws_client_config cfg, sink s = {}) : rec_(s, true, true), m_(header_then(cfg)) {}
 
@@ -390,36 +410,6 @@ public:
     const ws::connection* websocket() const noexcept { return m_.websocket(); }
     time_point next_deadline() const noexcept { return m_.next_deadline(); }
     std::size_t buffered_output() const noexcept { return m_.buffered_output(); }
-
-    std::error_code connect(time_point now) {
-        rec_.call(record(now, record_type::connect));
-        return m_.connect(now);
-    }
-    std::error_code join(time_point now, std::string_view room) {
-        rec_.call(record(now, record_type::join).set_str(field::room, room));
-        return m_.join(now, room);
-    }
-    std::error_code leave(time_point now, std::string_view room) {
-        rec_.call(record(now, record_type::leave).set_str(field::room, room));
-        return m_.leave(now, room);
-    }
-    client::send_result send(time_point now, std::string_view room, std::string_view kind, std::string_view payload) {
-        rec_.call(recorded<client::client>::send_record(now, room, kind, payload));
-        return m_.send(now, room, kind, payload);
-    }
-    std::error_code snapshot_loaded(time_point now, std::string_view room, std::int64_t cursor,
-                                    std::string_view epoch = {}) {
-        rec_.call(recorded<client::client>::snapshot_record(now, room, cursor, epoch));
-        return m_.snapshot_loaded(now, room, cursor, epoch);
-    }
-    std::error_code set_token(time_point now, std::string_view token) {
-        rec_.call(record(now, record_type::set_token).set_str(field::token, token));
-        return m_.set_token(now, token);
-    }
-    std::error_code close(time_point now) {
-        rec_.call(record(now, record_type::close));
-        return m_.close(now);
-    }
 
     void handle_tcp_connected(time_point now) {
         rec_.call(record(now, record_type::tcp_connected));
