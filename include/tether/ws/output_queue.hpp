@@ -141,8 +141,12 @@ private:
         return {own_.data() + s.off, s.len};
     }
 
-    segment& at(std::size_t i) noexcept { return ring_[(head_ + i) % ring_.size()]; }
-    const segment& at(std::size_t i) const noexcept { return ring_[(head_ + i) % ring_.size()]; }
+    // The ring's size is a power of two (8, then doubled), so an index wraps
+    // with a mask: a division here was a visible share of a broadcast.
+    std::size_t mask() const noexcept { return ring_.size() - 1; }
+
+    segment& at(std::size_t i) noexcept { return ring_[(head_ + i) & mask()]; }
+    const segment& at(std::size_t i) const noexcept { return ring_[(head_ + i) & mask()]; }
 
     void push(segment s) {
         if (count_ == ring_.size()) {
@@ -151,7 +155,7 @@ private:
             ring_.swap(bigger);
             head_ = 0;
         }
-        ring_[(head_ + count_) % ring_.size()] = s;
+        ring_[(head_ + count_) & mask()] = s;
         ++count_;
     }
 
@@ -159,7 +163,7 @@ private:
         segment& s = ring_[head_];
         if (s.shared) (void)shared_frame::adopt(s.shared);  // drops the reference
         s = {};
-        head_ = (head_ + 1) % ring_.size();
+        head_ = (head_ + 1) & mask();
         --count_;
     }
 
