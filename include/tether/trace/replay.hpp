@@ -243,6 +243,21 @@ std::optional<parse_error> client_command(M& m, const record& rec, std::string& 
     return std::nullopt;
 }
 
+/// Events, then actions, of either client machine, up to the limits.
+template <class M>
+void drain_client(M& m, const poll_limits& lim, std::string& text) {
+    for (std::uint64_t k = 0; k < lim.events; ++k) {
+        const auto e = m.poll_event();
+        if (!e) break;
+        print_event(text, *e);
+    }
+    for (std::uint64_t k = 0; k < lim.actions; ++k) {
+        const auto a = m.poll_action();
+        if (!a) break;
+        print_action(text, *a);
+    }
+}
+
 class client_driver {
 public:
     explicit client_driver(replay_result& r) : r_(r) {}
@@ -279,18 +294,7 @@ public:
         return std::nullopt;
     }
 
-    void drain(const poll_limits& lim) {
-        for (std::uint64_t k = 0; k < lim.events; ++k) {
-            const auto e = m_->poll_event();
-            if (!e) break;
-            print_event(r_.text, *e);
-        }
-        for (std::uint64_t k = 0; k < lim.actions; ++k) {
-            const auto a = m_->poll_action();
-            if (!a) break;
-            print_action(r_.text, *a);
-        }
-    }
+    void drain(const poll_limits& lim) { drain_client(*m_, lim, r_.text); }
     void written(const record&) {}
     void flush_all() {}
     void finish() {}
@@ -339,18 +343,7 @@ public:
         return std::nullopt;
     }
 
-    void drain(const poll_limits& lim) {
-        for (std::uint64_t k = 0; k < lim.events; ++k) {
-            const auto e = m_->poll_event();
-            if (!e) break;
-            print_event(r_.text, *e);
-        }
-        for (std::uint64_t k = 0; k < lim.actions; ++k) {
-            const auto a = m_->poll_action();
-            if (!a) break;
-            print_action(r_.text, *a);
-        }
-    }
+    void drain(const poll_limits& lim) { drain_client(*m_, lim, r_.text); }
     void written(const record& rec) { take(static_cast<std::size_t>(rec.get_int(field::n)), true); }
     void flush_all() { take(all, false); }
     void finish() {
