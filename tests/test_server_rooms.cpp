@@ -616,3 +616,90 @@ TEST_CASE("a room that gets a member back is not forgotten") {
     REQUIRE(h.ep.room("core"));
     CHECK(h.ep.room("core")->epoch == epoch);
 }
+
+// Broadcast frames wait in the connection's slot while its WebSocket queue is
+// empty (server/pending_frames.hpp). Whatever the write sizes and whatever is
+// queued next, the byte stream must be the one a plain queue would give.
+namespace {
+
+/// Drain c's output `chunk` bytes at a time (pending_output/consume_output),
+/// or with gather_output when chunk is 0, into the client machine.
+void read_in_chunks(harness& h, client& c, std::size_t chunk) {
+    while (h.ep.buffered_output(c.id) > 0) {
+        std::vector<std::uint8_t> bytes;
+        if (chunk == 0) {
+            std::array<std::span<const std::uint8_t>, 8> runs;
+            const std::size_t n = h.ep.gather_output(c.id, runs);
+            REQUIRE(n > 0);
+            for (std::size_t k = 0; k < n; ++k) bytes.insert(bytes.end(), runs[k].begin(), runs[k].end());
+        } else {
+            const auto run = h.ep.pending_output(c.id);
+            REQUIRE(!run.empty());
+            bytes.assign(run.begin(), run.begin() + static_cast<std::ptrdiff_t>(std::min(chunk, run.size())));
+        }
+        const std::size_t before = h.ep.buffered_output(c.id);
+        h.ep.consume_output(c.id, bytes.size());
+        CHECK(h.ep.buffered_output(c.id) == before - bytes.size());
+        REQUIRE(c.ws.handle_bytes(h.now, bytes) == bytes.size());
+        h.on_client_events(c);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("broadcast frames held in the slot: any write size, in order with direct sends") {
+    // before = 1, 2: the events wait in the slot (partly written when the
+    // direct send comes); 3: the third finds the slot full, and all go to
+    // the WebSocket queue in order.
+    for (const int before : {1, 2, 3})
+        for (const std::size_t chunk : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{4096}}) {
+            CAPTURE(before);
+            CAPTURE(chunk);
+            harness h;
+            client& a = ready(h, "alice");
+            client& b = ready(h, "bob");
+            h.join(a, "core");
+            h.join(b, "core");
+            b.clear();
+            b.reading = false;  // bob's output stays queued until read below
+            for (int i = 1; i <= before; ++i) h.publish(a, "core", "m" + std::to_string(i));
+            CHECK(h.ep.buffered_output(b.id) > 0);
+            // Write part of the first frame, then queue a direct send (bob's
+            // own message gets an ack): the rest of the frames come first.
+            const auto first = h.ep.pending_output(b.id);
+            const std::size_t part = std::min<std::size_t>(5, first.size() - 1);
+            std::vector<std::uint8_t> head(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(part));
+            h.ep.consume_output(b.id, part);
+            REQUIRE(b.ws.handle_bytes(h.now, head) == part);
+            h.publish(b, "core", "b1");  // one more event to both, then bob's ack
+            read_in_chunks(h, b, chunk);
+            std::vector<std::string> want(static_cast<std::size_t>(before + 1), "chat.message");
+            want.emplace_back("server.ack");
+            CHECK(b.kinds() == want);
+            std::string ids;
+            for (int i = 1; i <= before + 1; ++i) ids += std::to_string(i) + ",";
+            CHECK(event_ids(b) == ids);
+            b.reading = true;
+            h.pump();
+            CHECK(h.ep.buffered_output(b.id) == 0);
+        }
+}
+
+TEST_CASE("broadcast frames held in the slot count toward the slow-reader bound") {
+    auto cfg = harness::default_cfg();
+    cfg.send_high_water = 4096;
+    cfg.rate_per_s = 0;
+    harness h(cfg);
+    client& a = ready(h, "alice");
+    client& b = ready(h, "bob");
+    h.join(a, "core");
+    h.join(b, "core");
+    b.reading = false;
+    const std::string big(1500, 'x');
+    for (int i = 1; i <= 4 && !b.close_code; ++i) h.publish(a, "core", "m" + std::to_string(i), "\"" + big + "\"");
+    // 4 x ~1.6 KB passes 4 KiB: bob is closed 1013 (slow reader), alice is not.
+    b.reading = true;
+    h.pump();
+    CHECK(b.closed_with(1013));
+    CHECK_FALSE(a.close_code);
+}

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "tether/core/time.hpp"
+#include "tether/server/pending_frames.hpp"
 #include "tether/server/session.hpp"
 #include "tether/server/strike_counter.hpp"
 #include "tether/server/token_bucket.hpp"
@@ -20,20 +21,24 @@
 namespace tether::server {
 
 struct connection_state {
+    // First the fields a broadcast reads and writes (one cache line per
+    // recipient; see endpoint::broadcast), then the rest.
     std::unique_ptr<ws::connection> ws;   ///< null: free slot
     std::uint32_t generation = 0;
     std::uint32_t session = no_index;     ///< attached session slot
+    pending_frames pending;               ///< broadcast frames after the ws queue (pending_frames.hpp)
+    std::uint16_t close_code = 0;         ///< first close code decided (ours or the peer's)
+    bool flush_reported = false;          ///< a flush event is out and the output not yet drained
+    bool slow = false;                    ///< over the high-water mark; a 1013 close is pending
+    bool ws_output = false;               ///< the ws queue holds bytes (kept by after_send/consume_output)
+    bool closed_reported = false;         ///< the `closed` log event was emitted
+    bool transport_gone = false;          ///< the loop reported the socket closed
+    bool quiet = false;                   ///< no message since the last heartbeat tick
     time_point last_rx{};                 ///< last frame from the peer (liveness)
     time_point next_ping = never;         ///< next server.ping (never until open)
     token_bucket bucket;
     strike_counter rate_strikes;
     strike_counter bad_requests;
-    std::uint16_t close_code = 0;         ///< first close code decided (ours or the peer's)
-    bool flush_reported = false;          ///< a flush event is out and the output not yet drained
-    bool slow = false;                    ///< over the high-water mark; a 1013 close is pending
-    bool closed_reported = false;         ///< the `closed` log event was emitted
-    bool transport_gone = false;          ///< the loop reported the socket closed
-    bool quiet = false;                   ///< no message since the last heartbeat tick
 
     bool in_use() const noexcept { return ws != nullptr; }
 };

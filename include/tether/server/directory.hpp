@@ -147,7 +147,7 @@ public:
         session& ss = sessions_[s];
         room& R = *rooms_[r];
         ss.rooms.push_back({r, static_cast<std::uint32_t>(R.members.size())});
-        R.members.push_back({s, static_cast<std::uint32_t>(ss.rooms.size() - 1)});
+        R.members.push_back({s, static_cast<std::uint32_t>(ss.rooms.size() - 1), ss.conn});
     }
 
     /// Remove the j-th room of session s: swap-with-last on both sides,

@@ -50,6 +50,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -61,6 +62,7 @@
 #include <utility>
 #include <vector>
 
+#include "tether/core/prefetch.hpp"
 #include "tether/core/probe_table.hpp"
 #include "tether/core/random.hpp"
 #include "tether/core/ring_buffer.hpp"
@@ -104,17 +106,6 @@ struct memory_figures {
                session_heap_bytes + room_bytes + index_bytes + timer_bytes;
     }
 };
-
-namespace detail {
-/// A read prefetch hint (no-op where the compiler has none).
-inline void prefetch(const void* p) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p, 0, 3);
-#else
-    (void)p;
-#endif
-}
-}  // namespace detail
 
 class endpoint {
 public:
@@ -195,6 +186,7 @@ public:
         if (!c) return;
         c->transport_gone = true;
         if (c->ws->state() != ws::state::closed) {
+            spill(id.index);
             c->ws->handle_transport_closed(now);
             process(id.index, now);
         }
@@ -206,17 +198,25 @@ public:
 
     std::span<const std::uint8_t> pending_output(conn_id id) const noexcept {
         const connection_state* c = lookup(id);
-        return c ? c->ws->pending_output() : std::span<const std::uint8_t>{};
+        if (!c) return {};
+        const auto run = c->ws->pending_output();
+        return run.empty() ? c->pending.front() : run;
     }
     std::size_t gather_output(conn_id id, std::span<std::span<const std::uint8_t>> runs) const noexcept {
         const connection_state* c = lookup(id);
-        return c ? c->ws->gather_output(runs) : 0;
+        if (!c) return 0;
+        const std::size_t n = c->ws->gather_output(runs);
+        return n + c->pending.gather(runs.subspan(n));
     }
     void consume_output(conn_id id, std::size_t n) noexcept {
         connection_state* c = lookup(id);
         if (!c) return;
-        c->ws->consume_output(n);
-        if (c->ws->buffered_output() == 0) {
+        // The WebSocket queue first, then the pending broadcast frames after it.
+        const std::size_t from_ws = std::min(n, c->ws->buffered_output());
+        c->ws->consume_output(from_ws);
+        c->pending.consume(n - from_ws);
+        c->ws_output = c->ws->buffered_output() != 0;
+        if (!c->ws_output && c->pending.empty()) {
             c->flush_reported = false;
             // Idle since the last heartbeat tick: give the buffers back, so
             // an idle session holds little (an active one keeps them).
@@ -225,7 +225,7 @@ public:
     }
     std::size_t buffered_output(conn_id id) const noexcept {
         const connection_state* c = lookup(id);
-        return c ? c->ws->buffered_output() : 0;
+        return c ? c->ws->buffered_output() + c->pending.bytes() : 0;
     }
 
     // ---- events and timers -------------------------------------------------------
@@ -324,7 +324,7 @@ public:
                                   free_conns_.capacity() * sizeof(std::uint32_t);
         m.connection_inline_bytes = live_conns_ * sizeof(ws::connection);
         for (const connection_state& c : conns_)
-            if (c.ws) m.output_bytes += c.ws->buffered_output();
+            if (c.ws) m.output_bytes += c.ws->buffered_output() + c.pending.bytes();
         m.session_slot_bytes = dir_.session_slot_bytes();
         m.session_heap_bytes = dir_.session_heap_bytes();
         m.room_bytes = dir_.room_bytes();
@@ -389,6 +389,7 @@ private:
 
     void process(std::uint32_t i, time_point now) {
         while (conns_[i].ws) {
+            spill(i);  // decoding may queue a pong or a close frame
             auto e = conns_[i].ws->poll_event();
             if (!e) break;
             connection_state& c = conns_[i];
@@ -468,6 +469,7 @@ private:
     }
 
     void refuse(std::uint32_t i, int status) {
+        spill(i);
         (void)conns_[i].ws->reject(status);
         after_send(i);
     }
@@ -518,7 +520,7 @@ private:
                 // the session moves without presence events.
                 const std::uint32_t old = ss.conn;
                 conns_[old].session = no_index;
-                ss.conn = no_index;
+                set_conn(s, no_index);
                 close_connection(old, ws::close_code::session_taken_over, R"({"reason":"taken_over"})", now);
             } else {
                 was_away = true;
@@ -530,7 +532,7 @@ private:
         }
         connection_state& c = conns_[i];
         session& ss = dir_.sess(s);
-        ss.conn = i;
+        set_conn(s, i);
         c.session = s;
         c.last_rx = now;
         c.next_ping = heartbeat_on() ? now + cfg_.heartbeat : never;
@@ -764,27 +766,21 @@ private:
         send_ack(i, R.head, proto::ack_status::accepted);
     }
 
-    /// Queue `frame` on every connected member of R. In a large room each
-    /// member's session, connection slot and WebSocket object are cold
-    /// cache lines behind one another; a pipeline of prefetches a few
-    /// members ahead overlaps those misses instead of taking them in turn.
+    /// Queue `frame` on every connected member of R. In a room of 10,000 the
+    /// members' slots are cold cache lines: each member_ref carries its
+    /// connection slot (no session lookup), the frame waits in the slot
+    /// (queue_shared), the slots are prefetched a few members ahead so
+    /// their misses overlap, and the frame's count is raised once.
     void broadcast(const server::room& R, const ws::shared_frame& frame) {
         const member_ref* m = R.members.data();
         const std::size_t n = R.members.size();
-        constexpr std::size_t step = 4;  // members between pipeline stages
+        constexpr std::size_t ahead = 8;
+        std::uint32_t refs = 0;
         for (std::size_t k = 0; k < n; ++k) {
-            if (k + 3 * step < n) detail::prefetch(&dir_.sess(m[k + 3 * step].session));
-            if (k + 2 * step < n) {
-                const std::uint32_t c = dir_.sess(m[k + 2 * step].session).conn;
-                if (c != no_index) detail::prefetch(&conns_[c]);
-            }
-            if (k + step < n) {
-                const std::uint32_t c = dir_.sess(m[k + step].session).conn;
-                if (c != no_index && conns_[c].ws) detail::prefetch(conns_[c].ws.get());
-            }
-            const std::uint32_t to = dir_.sess(m[k].session).conn;
-            if (to != no_index) send_shared(to, frame);
+            if (k + ahead < n && m[k + ahead].conn != no_index) prefetch_write(&conns_[m[k + ahead].conn]);
+            if (m[k].conn != no_index) queue_shared(m[k].conn, frame, &refs);
         }
+        frame.retain(refs);
     }
 
     void send_ack(std::uint32_t i, std::int64_t event_id, proto::ack_status st) {
@@ -866,7 +862,7 @@ private:
                 frame = ws::connection::make_shared_frame(out_);
                 if (!frame) return;
             }
-            send_shared(to, frame);
+            queue_shared(to, frame);
         }
     }
 
@@ -888,6 +884,16 @@ private:
 
     // ---- session lifecycle -------------------------------------------------------------
 
+    /// Attach session s to connection slot i (no_index: away). Each of its
+    /// room entries carries the slot too, so a broadcast reads it from the
+    /// member list. Invariant: a slot named here is open and attached — every
+    /// close path detaches first — so a broadcast needs no state check.
+    void set_conn(std::uint32_t s, std::uint32_t i) {
+        session& ss = dir_.sess(s);
+        ss.conn = i;
+        for (const membership& m : ss.rooms) dir_.rm(m.room).members[m.index].conn = i;
+    }
+
     /// Detach the session from connection i. Intentional (client close
     /// 1000/1001): the session ends now. Otherwise it is away for the grace
     /// period (PROTOCOL.md §3 "Presence", §7 "Intentional close").
@@ -896,8 +902,8 @@ private:
         const std::uint32_t s = c.session;
         if (s == no_index) return;
         c.session = no_index;
+        set_conn(s, no_index);
         session& ss = dir_.sess(s);
-        ss.conn = no_index;
         if (intentional) return end_session(s, now, true);
         ss.grace_deadline = now + cfg_.grace;
         session_timers_.set(s, ss.grace_deadline);
@@ -912,7 +918,7 @@ private:
         session& ss = dir_.sess(s);
         if (ss.conn != no_index) {  // still attached (a grace expiry never is)
             conns_[ss.conn].session = no_index;
-            ss.conn = no_index;
+            set_conn(s, no_index);
             was_connected = true;
         }
         while (!ss.rooms.empty())
@@ -949,20 +955,57 @@ private:
         if (!can_send(i)) return;
         // Server frames always fit max_message_bytes (the floor in effective()
         // and too_large refusals see to it); output_full is the only refusal.
+        spill(i);
         if (conns_[i].ws->send_text(text) == ws::error::output_full) mark_slow(i);
         after_send(i);
     }
 
     void send_shared(std::uint32_t i, const ws::shared_frame& f) {
         if (!can_send(i)) return;
+        spill(i);
         if (conns_[i].ws->send_shared(f) == ws::error::output_full) mark_slow(i);
         after_send(i);
+    }
+
+    /// Queue a broadcast frame on connection i: held in the slot while the
+    /// WebSocket queue is empty (pending_frames.hpp), else send_shared().
+    /// `raw_refs`: when given, the reference is counted there for one
+    /// retain() after the loop instead of being taken now.
+    void queue_shared(std::uint32_t i, const ws::shared_frame& f, std::uint32_t* raw_refs = nullptr) {
+        connection_state& c = conns_[i];
+        if (c.slow) return;  // can_send(): an attached connection is open (see set_conn)
+        if (c.ws_output || c.pending.full() || c.pending.bytes() + f.size() > cfg_.send_high_water)
+            return send_shared(i, f);
+        c.pending.push_raw(f.raw());
+        if (raw_refs)
+            ++*raw_refs;
+        else
+            f.retain(1);
+        if (!c.flush_reported) {
+            c.flush_reported = true;
+            order_.push_back(queued{id_of(i), true});
+        }
+    }
+
+    /// Move connection i's pending broadcast frames into its WebSocket
+    /// queue, in order: done before anything else is queued there, so the
+    /// byte stream is the one direct sends would have built.
+    void spill(std::uint32_t i) {
+        connection_state& c = conns_[i];
+        if (c.pending.empty()) return;
+        c.pending.drain([&](const ws::shared_frame& f, std::size_t off) {
+            [[maybe_unused]] const auto ec = c.ws->send_shared(f, off);
+            assert(!ec);  // pending only while open and the queue had room
+        });
+        c.ws_output = c.ws->buffered_output() != 0;
     }
 
     /// After anything that may have queued output on connection i.
     void after_send(std::uint32_t i) {
         connection_state& c = conns_[i];
-        const std::size_t n = c.ws->buffered_output();
+        const std::size_t w = c.ws->buffered_output();
+        c.ws_output = w != 0;
+        const std::size_t n = w + c.pending.bytes();
         if (n > 0 && !c.flush_reported) {
             c.flush_reported = true;
             order_.push_back(queued{id_of(i), true});
@@ -1000,6 +1043,7 @@ private:
     void close_connection(std::uint32_t i, ws::close_code code, std::string_view reason, time_point now) {
         connection_state& c = conns_[i];
         if (!c.ws || c.ws->state() != ws::state::open) return;
+        spill(i);
         (void)c.ws->close(now, code, reason);
         if (c.close_code == 0) c.close_code = ws::to_int(code);
         after_send(i);
@@ -1041,6 +1085,7 @@ private:
             return;
         }
         if (!(now < c.ws->next_deadline())) {
+            spill(i);
             c.ws->handle_timeout(now);
             process(i, now);
         }

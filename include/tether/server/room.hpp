@@ -29,6 +29,7 @@ namespace tether::server {
 struct member_ref {
     std::uint32_t session = 0;  ///< session slot
     std::uint32_t index = 0;    ///< position of this room in that session's `rooms`
+    std::uint32_t conn = 0xffff'ffff;  ///< that session's connection slot (no_index: away), for broadcasts
 };
 
 struct room {

@@ -304,12 +304,16 @@ public:
 
     /// Server: queue a frame built once by make_shared_frame() (a broadcast).
     /// Only whole messages: it must not interleave with a fragmented send.
-    std::error_code send_shared(const shared_frame& frame) {
+    /// `offset`: the owner already wrote the frame's first bytes itself
+    /// (server::endpoint holds broadcast frames outside the queue while it
+    /// is empty); the rest is queued.
+    std::error_code send_shared(const shared_frame& frame, std::size_t offset = 0) {
         if (auto ec = check_can_send()) return ec;
         if (role_ != role::server) return error::wrong_state;
         if (out_msg_state_ != message_state::idle) return error::wrong_state;
-        if (out_.size() + frame.size() > max_output_bytes_) return error::output_full;
-        out_.append_shared(frame);
+        if (offset > frame.size()) return error::wrong_state;
+        if (out_.size() + frame.size() - offset > max_output_bytes_) return error::output_full;
+        out_.append_shared(frame, offset);
         return {};
     }
 

@@ -64,7 +64,7 @@ public:
         if (last && !last->shared && last->off + last->len == off) {
             last->len += n;
         } else {
-            push({nullptr, off, n});
+            push(nullptr, off, n);
         }
         bytes_ += n;
         return own_.data() + off;
@@ -75,12 +75,12 @@ public:
         std::memcpy(append_own(bytes.size()), bytes.data(), bytes.size());
     }
 
-    /// Queue a reference to a shared frame (no copy).
-    void append_shared(const shared_frame& f) {
-        if (f.size() == 0) return;
+    /// Queue a reference to a shared frame (no copy), from byte `off` on.
+    void append_shared(const shared_frame& f, std::size_t off = 0) {
+        if (off >= f.size()) return;
         shared_frame copy = f;
-        push({copy.detach(), 0, f.size()});
-        bytes_ += f.size();
+        push(copy.detach(), off, f.size() - off);
+        bytes_ += f.size() - off;
     }
 
     /// The first contiguous run of queued bytes (empty when nothing is queued).
@@ -148,15 +148,25 @@ private:
     segment& at(std::size_t i) noexcept { return ring_[(head_ + i) & mask()]; }
     const segment& at(std::size_t i) const noexcept { return ring_[(head_ + i) & mask()]; }
 
-    void push(segment s) {
-        if (count_ == ring_.size()) {
-            std::vector<segment> bigger(ring_.empty() ? 8 : ring_.size() * 2);
-            for (std::size_t i = 0; i < count_; ++i) bigger[i] = at(i);
-            ring_.swap(bigger);
-            head_ = 0;
-        }
-        ring_[(head_ + count_) & mask()] = s;
+    // The segment is written field by field, in place: built on the stack
+    // and copied, it was a 16-byte load of two 8-byte stores (a failed store
+    // forward), which waits for every older store to reach the cache — in a
+    // broadcast those are the previous recipients' cold ring writes, so the
+    // misses ran one after another instead of overlapping.
+    void push(void* shared, std::size_t off, std::size_t len) {
+        if (count_ == ring_.size()) grow();
+        segment& s = ring_[(head_ + count_) & mask()];
+        s.shared = shared;
+        s.off = off;
+        s.len = len;
         ++count_;
+    }
+
+    void grow() {
+        std::vector<segment> bigger(ring_.empty() ? 8 : ring_.size() * 2);
+        for (std::size_t i = 0; i < count_; ++i) bigger[i] = at(i);
+        ring_.swap(bigger);
+        head_ = 0;
     }
 
     void pop_front() noexcept {

@@ -49,6 +49,12 @@ public:
     static const std::uint8_t* data_of(const void* p) noexcept {
         return reinterpret_cast<const std::uint8_t*>(static_cast<const block*>(p) + 1);
     }
+    static std::size_t size_of(const void* p) noexcept { return static_cast<const block*>(p)->size; }
+    /// The block, without taking a reference: a loop that hands the same
+    /// frame to many holders stores raw() in each and then calls retain(n)
+    /// once, instead of one increment per holder.
+    void* raw() const noexcept { return b_; }
+    void retain(std::uint32_t n) const noexcept { if (b_) b_->refs += n; }
 
 private:
     struct alignas(std::max_align_t) block {
