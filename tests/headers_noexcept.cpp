@@ -14,6 +14,7 @@
 #include "tether/core/siphash.hpp"
 #include "tether/core/time.hpp"
 #include "tether/core/timer_heap.hpp"
+#include "tether/proto/detail/fast_walk.hpp"
 #include "tether/proto/detail/json_lex.hpp"
 #include "tether/proto/detail/json_number.hpp"
 #include "tether/proto/detail/utf8.hpp"
