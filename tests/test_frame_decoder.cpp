@@ -289,3 +289,124 @@ TEST_CASE("the one-step path leaves every violation to the general path") {
     const bytes big(100, 'q');
     CHECK(events_of(masked_frame(0x81, big), window) == std::vector<std::string>{"text:" + std::string(100, 'q')});
 }
+
+// ---------------------------------------------------------------------------
+// Runs of small whole messages (detail::small_frames_avx512 where the CPU
+// has AVX-512BW): whatever the level, every split and byte by byte, the
+// same transcript as the scalar-only decoder, and the one derived here
+// from the frames: the messages before the first bad frame, then its
+// failure.
+
+namespace {
+
+namespace simd = tether::ws::detail::utf8_simd;
+
+// Forces a kernel level for its lifetime (the test hook), then the best.
+struct level_scope {
+    explicit level_scope(simd::level l) { simd::set_max_level(l); }
+    ~level_scope() { simd::set_max_level(simd::level::avx512); }
+    level_scope(const level_scope&) = delete;
+    level_scope& operator=(const level_scope&) = delete;
+};
+
+bytes chat_text(tether::rng& r, std::size_t n) {
+    static const char* const words[] = {"hi ", "κόσμε ", "über ", "日本 ", "ok ", "🚀 ", "room ", "x"};
+    std::string s;
+    while (s.size() < n) s += words[r.below(8)];
+    s.resize(n);  // may cut a code point: invalid at the end
+    return b(s);
+}
+
+struct stream_case {
+    bytes wire;
+    std::vector<std::string> expect;
+};
+
+// Frames of 0..70 bytes, text and binary, a ping now and then, sometimes
+// a 126..200-byte frame; text cut mid code point or mutated is invalid
+// and ends the expected transcript with 1007.
+stream_case make_stream(tether::rng& r, bool server, std::size_t frames, std::size_t max_message) {
+    stream_case sc;
+    bool over = false;
+    for (std::size_t i = 0; i < frames && !over; ++i) {
+        const std::size_t kind = r.below(20);
+        std::array<std::uint8_t, 4> key;
+        r.fill(key);
+        auto frame = [&](std::uint8_t b0, const bytes& p) {
+            sc.wire = cat({sc.wire, server ? masked_frame(b0, p, key) : plain_frame(b0, p)});
+        };
+        if (kind == 0) {
+            const bytes p = b("pp");
+            frame(0x89, p);
+            sc.expect.push_back("ping:pp");
+            continue;
+        }
+        const std::size_t n = kind == 1 ? 126 + r.below(75) : r.below(71);
+        const bool text = kind % 5 != 2;
+        bytes p = text ? chat_text(r, n) : bytes(n, static_cast<std::uint8_t>(r.below(256)));
+        if (text && n > 0 && r.below(25) == 0) p[r.below(n)] = static_cast<std::uint8_t>(0xC0 + r.below(2));
+        frame(text ? 0x81 : 0x82, p);
+        if (n > max_message) {
+            sc.expect.insert(sc.expect.end(), {"failed:1009:0", "closed:1009"});
+            over = true;
+        } else if (text && !ws::is_valid_utf8(p)) {
+            sc.expect.insert(sc.expect.end(), {"failed:1007:0", "closed:1007"});
+            over = true;
+        } else {
+            sc.expect.push_back(std::string(text ? "text:" : "binary:") + std::string(p.begin(), p.end()));
+        }
+    }
+    return sc;
+}
+
+}  // namespace
+
+TEST_CASE("runs of small messages: same events at every level, every split, as derived from the frames") {
+    tether::rng r(0x72756e73);
+    for (int iter = 0; iter < 24; ++iter) {
+        CAPTURE(iter);
+        const bool server = iter % 4 != 3;
+        ws::config cfg;
+        if (iter % 6 == 5) cfg.max_message_bytes = 40;  // the run must stop before a bigger one
+        const stream_case sc = make_stream(r, server, 6 + static_cast<std::size_t>(r.below(20)), cfg.max_message_bytes);
+        auto make = [&] { return server ? open_server(cfg) : open_client(cfg); };
+        const transcript best = feed_all_splits(make, sc.wire);
+        CHECK(best.events == sc.expect);
+        {
+            const level_scope scalar(simd::level::none);
+            const transcript plain = feed_split(make(), sc.wire, {});
+            CHECK(plain == best);
+        }
+        // Many messages in one read, then a read that ends mid-frame.
+        const std::size_t cut = static_cast<std::size_t>(r.below(sc.wire.size() + 1));
+        CHECK(feed_split(make(), sc.wire, {cut}) == best);
+    }
+}
+
+TEST_CASE("runs of small messages: the 64-byte edge, open code points at the end, and an error after a run") {
+    // Payloads of 60..70 bytes ending in every prefix of a 4-byte code
+    // point: complete is valid, cut is 1007, at every length around the
+    // one-vector limit.
+    const bytes cp{0xF0, 0x9F, 0x98, 0x80};
+    for (std::size_t n = 58; n <= 70; ++n) {
+        for (std::size_t k = 1; k <= 4; ++k) {
+            CAPTURE(n);
+            CAPTURE(k);
+            bytes p(n - k, 'a');
+            p.insert(p.end(), cp.begin(), cp.begin() + static_cast<std::ptrdiff_t>(k));
+            const bytes ok = masked_frame(0x81, b("fine"));
+            const bytes wire = cat({ok, ok, masked_frame(0x81, p), ok});
+            const std::vector<std::string> expect =
+                k == 4 ? std::vector<std::string>{"text:fine", "text:fine", "text:" + std::string(p.begin(), p.end()), "text:fine"}
+                       : std::vector<std::string>{"text:fine", "text:fine", "failed:1007:0", "closed:1007"};
+            CHECK(events_of(wire) == expect);
+        }
+    }
+    // After a run: the connection stays usable; a close frame behind a run
+    // of messages is answered after them.
+    const bytes wire = cat({masked_frame(0x81, b("a")), masked_frame(0x82, bytes(64, 0xFF)),
+                            masked_frame(0x88, bytes{0x03, 0xE8})});
+    const auto ev = events_of(wire);
+    CHECK(ev == std::vector<std::string>{"text:a", std::string("binary:") + std::string(64, '\xFF'),
+                                         "close_received:1000:", "closed:1000"});
+}

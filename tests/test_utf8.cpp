@@ -368,17 +368,18 @@ std::vector<simd::level> levels() {
     const simd::level best = simd::best_supported();
     if (best >= simd::level::ssse3) out.push_back(simd::level::ssse3);
     if (best >= simd::level::avx2) out.push_back(simd::level::avx2);
+    if (best >= simd::level::avx512) out.push_back(simd::level::avx512);
     return out;
 }
 
 std::string level_name(simd::level l) {
-    return l == simd::level::avx2 ? "avx2" : l == simd::level::ssse3 ? "ssse3" : "scalar";
+    return l == simd::level::avx512 ? "avx512" : l == simd::level::avx2 ? "avx2" : l == simd::level::ssse3 ? "ssse3" : "scalar";
 }
 
 // Forces a level for its lifetime, then restores the default (the best).
 struct level_scope {
     explicit level_scope(simd::level l) { REQUIRE(simd::set_max_level(l) == l); }
-    ~level_scope() { simd::set_max_level(simd::level::avx2); }
+    ~level_scope() { simd::set_max_level(simd::level::avx512); }
     level_scope(const level_scope&) = delete;
     level_scope& operator=(const level_scope&) = delete;
 };
@@ -1317,6 +1318,211 @@ TEST_CASE("unmask_validate: invalid UTF-8 at every position, and code points acr
                 CAPTURE(i);
                 check_unmask_validate(t, &key, i % 4, {}, true);
                 check_unmask_validate(t, &key, 0, {i / 2 + 1}, true);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// detail::small_frames_avx512: a run of small whole frames taken at once.
+
+#if TETHER_WS_UTF8_SIMD
+namespace {
+
+// A payload of exactly n bytes for the small-frame tests: valid text cut
+// anywhere (so possibly a code point left open at the end), near-valid
+// text, or one adversarial sequence (overlong, surrogate, > U+10FFFF, a
+// stray continuation, a truncated lead) placed anywhere, often at the end.
+bytes small_payload(tether::rng& r, std::size_t n) {
+    static const bytes bad[] = {
+        b({0xC0, 0x80}),       b({0xC1, 0xBF}),       b({0xE0, 0x80, 0x80}), b({0xE0, 0x9F, 0xBF}),
+        b({0xED, 0xA0, 0x80}), b({0xED, 0xBF, 0xBF}), b({0xF0, 0x80, 0x80, 0x80}),
+        b({0xF0, 0x8F, 0xBF, 0xBF}), b({0xF4, 0x90, 0x80, 0x80}), b({0xF5, 0x80, 0x80, 0x80}),
+        b({0xFF}),             b({0x80}),             b({0xBF}),             b({0xC2}),
+        b({0xE1, 0x80}),       b({0xF1, 0x80, 0x80}), b({0xE0}),             b({0xF4, 0x8F}),
+    };
+    bytes t;
+    switch (r.below(5)) {
+        case 0: t = make_text(r, n + 4, mixes[r.below(std::size(mixes))]); break;
+        case 1:
+            while (t.size() < n) t = cat(t, near_valid(r));
+            break;
+        case 2: t = ascii(n, 'q'); break;
+        default: {
+            t = make_text(r, n + 4, mixes[r.below(std::size(mixes))]);
+            t.resize(n);
+            const bytes& s = bad[r.below(std::size(bad))];
+            if (s.size() <= n) {
+                // At the very end half of the time: the open-tail cases.
+                const std::size_t at = r.below(2) ? n - s.size() : static_cast<std::size_t>(r.below(n - s.size() + 1));
+                std::copy(s.begin(), s.end(), t.begin() + static_cast<std::ptrdiff_t>(at));
+            }
+            break;
+        }
+    }
+    t.resize(n, 'z');
+    return t;
+}
+
+struct small_frame {
+    std::uint8_t b0;
+    bool masked;
+    bytes payload;  // unmasked
+    mask_key key;
+};
+
+bytes wire_of(const small_frame& f) {
+    bytes w{f.b0, static_cast<std::uint8_t>((f.masked ? 0x80 : 0) | f.payload.size())};
+    if (f.masked) w.insert(w.end(), f.key.begin(), f.key.end());
+    bytes p = f.payload;
+    if (f.masked) tether::ws::apply_mask(std::span<std::uint8_t>(p), f.key, 0);
+    return cat(w, p);
+}
+
+}  // namespace
+
+TEST_CASE("small_frames_avx512: runs of small frames against the scalar reference, every length and alignment") {
+    namespace d = tether::ws::detail;
+    if (simd::best_supported() < simd::level::avx512) return;  // nothing to test on this CPU
+    tether::rng r(0x736d616c);
+    std::size_t taken_all = 0, stopped_utf8 = 0;
+    for (const bool masked : {true, false}) {
+        for (std::size_t len = 0; len <= 70; ++len) {
+            for (std::size_t align = 0; align < 64; ++align) {
+                CAPTURE(masked);
+                CAPTURE(len);
+                CAPTURE(align);
+                // Two to five frames; the one of length `len` first, so
+                // every length starts a run; the rest random.
+                std::vector<small_frame> frames;
+                const std::size_t count = 2 + static_cast<std::size_t>(r.below(4));
+                for (std::size_t i = 0; i < count; ++i) {
+                    const std::size_t n = i == 0 ? len : static_cast<std::size_t>(r.below(66));
+                    small_frame f{static_cast<std::uint8_t>(r.below(8) == 0 ? 0x82 : 0x81), masked,
+                                  small_payload(r, n), {}};
+                    r.fill(f.key);
+                    if (r.below(40) == 0) f.b0 = 0x01;                      // not FIN
+                    if (r.below(40) == 0) f.b0 = 0x89;                      // a ping
+                    if (r.below(40) == 0) f.masked = !masked;                // wrong masking
+                    frames.push_back(std::move(f));
+                }
+                bytes wire;
+                for (const auto& f : frames) wire = cat(wire, wire_of(f));
+                // Cut the stream anywhere in the last frame (or not).
+                const std::size_t avail = r.below(2) ? wire.size() : wire.size() - static_cast<std::size_t>(r.below(wire.size() + 1));
+                const std::size_t max_len = r.below(8) == 0 ? static_cast<std::size_t>(r.below(65)) : 64;
+                const std::size_t max_bytes = r.below(8) == 0 ? static_cast<std::size_t>(r.below(200)) : 4096;
+
+                // Reference: whole frames while each is one the run takes.
+                std::size_t expect = 0;
+                bytes unmasked = wire;
+                for (const auto& f : frames) {
+                    const std::size_t hs = masked ? 6 : 2;
+                    if (avail - expect < hs || expect >= max_bytes) break;
+                    if ((f.b0 != 0x81 && f.b0 != 0x82) || f.masked != masked) break;
+                    if (f.payload.size() > max_len || avail - expect - hs < f.payload.size()) break;
+                    if (f.b0 == 0x81 && !ref_valid(f.payload)) {
+                        ++stopped_utf8;
+                        break;
+                    }
+                    std::copy(f.payload.begin(), f.payload.end(), unmasked.begin() + static_cast<std::ptrdiff_t>(expect + hs));
+                    expect += hs + f.payload.size();
+                }
+
+                bytes buf(align + avail + 64, 0xEE);
+                std::copy(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail), buf.begin() + static_cast<std::ptrdiff_t>(align));
+                const std::size_t got = d::small_frames_avx512(buf.data() + align, avail, masked, max_len, max_bytes);
+                CHECK(got == expect);
+                // Taken frames unmasked, everything after untouched, nothing
+                // written outside [0, avail).
+                CHECK(std::equal(buf.begin() + static_cast<std::ptrdiff_t>(align), buf.begin() + static_cast<std::ptrdiff_t>(align + expect), unmasked.begin()));
+                CHECK(std::equal(buf.begin() + static_cast<std::ptrdiff_t>(align + expect), buf.begin() + static_cast<std::ptrdiff_t>(align + avail), wire.begin() + static_cast<std::ptrdiff_t>(expect)));
+                CHECK(std::all_of(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(align), [](std::uint8_t x) { return x == 0xEE; }));
+                CHECK(std::all_of(buf.begin() + static_cast<std::ptrdiff_t>(align + avail), buf.end(), [](std::uint8_t x) { return x == 0xEE; }));
+                taken_all += expect != 0;
+            }
+        }
+    }
+    // The inputs reach both outcomes often.
+    CHECK(taken_all > 2000);
+    CHECK(stopped_utf8 > 1000);
+}
+
+TEST_CASE("small_frames_avx512: every two-byte pair, and every byte at every position of a 64-byte payload") {
+    namespace d = tether::ws::detail;
+    if (simd::best_supported() < simd::level::avx512) return;
+    const mask_key key{0x91, 0x03, 0x7E, 0xC5};
+    auto one = [&](const bytes& payload, bool masked) {
+        small_frame f{0x81, masked, payload, key};
+        const bytes wire = wire_of(f);
+        bytes buf = wire;
+        const std::size_t got = d::small_frames_avx512(buf.data(), buf.size(), masked, 64, 4096);
+        const bool valid = ref_valid(payload);
+        CHECK(got == (valid ? wire.size() : 0));
+        if (!valid) CHECK(buf == wire);
+    };
+    // Every pair of bytes, alone, after ASCII, and ending a 64-byte payload
+    // (the open-tail test of a full vector).
+    for (unsigned a = 0; a < 256; ++a) {
+        for (unsigned c = 0; c < 256; ++c) {
+            const bytes pair{static_cast<std::uint8_t>(a), static_cast<std::uint8_t>(c)};
+            CAPTURE(a);
+            CAPTURE(c);
+            one(pair, true);
+            one(cat(ascii(62, 'x'), pair), a & 1);
+            if ((a + c) % 7 == 0) one(cat(ascii(30, 'x'), pair), true);
+        }
+    }
+    // Every byte value at every position of a valid 64-byte text, and
+    // every 3- and 4-byte sequence start near the end.
+    tether::rng r(64);
+    const bytes good = make_text(r, 64, mixes[4]);
+    bytes g = good;
+    g.resize(64, 'a');
+    for (std::size_t i = 0; i < 64; ++i)
+        for (unsigned v = 0; v < 256; v += 5) {
+            bytes t = g;
+            t[i] = static_cast<std::uint8_t>(v);
+            one(t, true);
+        }
+    for (std::size_t n = 0; n <= 64; ++n)
+        for (const bytes& s : {b({0xE2, 0x82, 0xAC}), b({0xF0, 0x9F, 0x98, 0x80}), b({0xDF, 0xBF})})
+            for (std::size_t cut = 1; cut <= s.size(); ++cut) {
+                if (n < cut) continue;
+                bytes t = ascii(n - cut, 'k');
+                t.insert(t.end(), s.begin(), s.begin() + static_cast<std::ptrdiff_t>(cut));
+                one(t, true);
+            }
+}
+#endif
+
+TEST_CASE("unmask_validate: large chunks at every alignment and phase (the aligned 512-bit blocks)") {
+    namespace d = tether::ws::detail;
+    tether::rng r(0xA11E);
+    const mask_key key{0x5A, 0xC3, 0x0F, 0x99};
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        for (const std::size_t n : {std::size_t{4095}, std::size_t{4096}, std::size_t{5000}, std::size_t{9001}}) {
+            const bytes text = make_text(r, n + 8, mixes[n % std::size(mixes)]);
+            for (std::size_t align = 0; align < 64; ++align) {
+                CAPTURE(n);
+                CAPTURE(align);
+                const std::size_t phase = align % 4;
+                // Valid (cut at a code point boundary), or one byte broken
+                // near the aligned head, a block boundary, or the end.
+                bytes t(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n));
+                while (!t.empty() && (t.back() & 0xC0) == 0x80) t.pop_back();
+                if (!t.empty() && t.back() >= 0xC0) t.pop_back();
+                const std::size_t where[] = {64 + align, 127, 128, 4095, 4096, 4160, t.size() - 1};
+                if (align % 3 != 0) t[std::min(where[align % std::size(where)], t.size() - 1)] = 0xC0;
+                bytes buf(align + t.size());
+                std::copy(t.begin(), t.end(), buf.begin() + static_cast<std::ptrdiff_t>(align));
+                tether::ws::apply_mask(std::span<std::uint8_t>(buf.data() + align, t.size()), key, phase);
+                utf8_validator v;
+                const bool ok = d::unmask_validate(buf.data() + align, t.size(), &key, phase, &v) && v.complete();
+                CHECK(ok == ref_valid(t));
+                if (ok) CHECK(std::equal(t.begin(), t.end(), buf.begin() + static_cast<std::ptrdiff_t>(align)));
             }
         }
     }

@@ -239,7 +239,10 @@ inline const std::uint8_t* kernel_run(utf8_simd::kernel_fn k, const std::uint8_t
         s = state_after_run(p);
         if (!r.error || (s & 63) == s_reject) return p;
     }
-    // The flagged block (>= 16 bytes) through the DFA.
+    // The flagged block through the DFA; one shorter than a DFA block (the
+    // AVX-512 kernel's last, partial vector) is left to feed_rest's
+    // byte-by-byte tail.
+    if (end - p < 16) return p;
     return dfa_blocks(p, end, s);
 }
 

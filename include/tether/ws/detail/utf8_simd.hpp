@@ -36,7 +36,9 @@
 // kernels are compiled with `target` attributes and picked at run time with
 // __builtin_cpu_supports (which also checks that the OS saves YMM state),
 // once, into an atomic function pointer. Other targets and compilers get no
-// kernel and the caller uses its scalar DFA.
+// kernel and the caller uses its scalar DFA. With AVX-512BW/VL (and BMI2)
+// the level is avx512: a 64-byte kernel for the validator, and the fused
+// unmask kernels of unmask_utf8.hpp pick their 512-bit code by that level.
 #pragma once
 
 #include <array>
@@ -139,8 +141,9 @@ static_assert(pair_flags(0xBF, 0x80) == two_conts && pair_flags(0xDF, 0x41) == t
 
 /// What a kernel reports: bytes [p, p + clean) are valid as a continuation
 /// of the stream (up to a sequence left open at the end). Without `error`,
-/// clean == n; with it, the 16 to 64 bytes at p + clean hold a byte no
-/// valid text continues from.
+/// clean == n; with it, the 1 to 64 bytes at p + clean hold a byte no
+/// valid text continues from (at least 16 unless they end the run), and
+/// clean is 0 or at least 4.
 struct result {
     std::size_t clean;
     bool error;
@@ -153,13 +156,20 @@ using kernel_fn = result (*)(const std::uint8_t* p, std::size_t n, std::uint8_t 
 
 inline constexpr std::size_t min_run = 40;
 
-enum class level : std::uint8_t { none, ssse3, avx2 };
+enum class level : std::uint8_t { none, ssse3, avx2, avx512 };
 
 #if TETHER_WS_UTF8_SIMD
 
 // Bytes n-3, n-2, n-1 of a vector that leave a sequence open at its end:
 // F0..FF, E0..FF, C0..FF. subs(v, max) is non-zero exactly there.
 alignas(32) inline constexpr std::array<std::uint8_t, 32> open_tail_max{
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xEF, 0xDF, 0xBF};
+
+// The same for a 64-byte vector.
+alignas(64) inline constexpr std::array<std::uint8_t, 64> open_tail_max_64{
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xEF, 0xDF, 0xBF};
 
@@ -323,10 +333,138 @@ __attribute__((target("avx2"))) inline result kernel_avx2(const std::uint8_t* p,
     return {n, false};
 }
 
+// --------------------------- AVX-512BW, 64 bytes --------------------------
+// The same algorithm in 512-bit registers (AVX-512BW for byte shuffles,
+// VL for nothing here but required by the fused kernels that share the
+// level): half the instructions per byte of the AVX2 kernel, which is
+// bound by the front end (~20 instructions per 32 bytes), not by a port.
+// The three-way ANDs and the final XOR-OR are single vpternlogd.
+
+#define TETHER_WS_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,bmi2")))
+
+struct z_ctx {
+    __m512i t1, t2, t3, low4, must_hi, ge_e0, ge_f0;
+};
+
+// The tables repeated in each 128-bit lane (vpshufb looks up per lane).
+// Loaded, not broadcast: GCC 12's _mm512_broadcast_i32x4 trips
+// -Wuninitialized inside its own header.
+constexpr std::array<std::uint8_t, 64> lanes4(const std::array<std::uint8_t, 16>& t) noexcept {
+    std::array<std::uint8_t, 64> r{};
+    for (std::size_t i = 0; i < 64; ++i) r[i] = t[i % 16];
+    return r;
+}
+alignas(64) inline constexpr std::array<std::uint8_t, 64> first_high_table_64 = lanes4(first_high_table);
+alignas(64) inline constexpr std::array<std::uint8_t, 64> first_low_table_64 = lanes4(first_low_table);
+alignas(64) inline constexpr std::array<std::uint8_t, 64> second_high_table_64 = lanes4(second_high_table);
+
+// Keep the constants in registers across a loop: GCC otherwise sinks
+// their loads into the (conditional) check and repeats them per message.
+TETHER_WS_TARGET_AVX512 inline void z_pin(z_ctx& c) noexcept {
+    __asm__("" : "+v"(c.t1), "+v"(c.t2), "+v"(c.t3), "+v"(c.low4), "+v"(c.must_hi), "+v"(c.ge_e0), "+v"(c.ge_f0));
+}
+
+TETHER_WS_TARGET_AVX512 inline __m512i z_load(const std::uint8_t* p) noexcept {
+    return _mm512_loadu_si512(reinterpret_cast<const void*>(p));
+}
+
+TETHER_WS_TARGET_AVX512 inline z_ctx z_make_ctx() noexcept {
+    return {z_load(first_high_table_64.data()),
+            z_load(first_low_table_64.data()),
+            z_load(second_high_table_64.data()),
+            _mm512_set1_epi8(0x0F),
+            _mm512_set1_epi8(static_cast<char>(0x80)),
+            _mm512_set1_epi8(0x60),
+            _mm512_set1_epi8(0x70)};
+}
+
+// err | (pair rules broken) ^ (must-be-2nd/3rd-continuation), per byte.
+TETHER_WS_TARGET_AVX512 inline __m512i z_check(const z_ctx& c, __m512i err, __m512i cur, __m512i prev1,
+                                               __m512i prev2, __m512i prev3) noexcept {
+    const __m512i hi1 = _mm512_and_si512(_mm512_srli_epi16(prev1, 4), c.low4);
+    const __m512i lo1 = _mm512_and_si512(prev1, c.low4);
+    const __m512i hi2 = _mm512_and_si512(_mm512_srli_epi16(cur, 4), c.low4);
+    // 0x80: a & b & c; 0xA8: (a | b) & c; 0xF6: a | (b ^ c).
+    const __m512i pair = _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(c.t1, hi1), _mm512_shuffle_epi8(c.t2, lo1),
+                                                   _mm512_shuffle_epi8(c.t3, hi2), 0x80);
+    const __m512i must23 = _mm512_ternarylogic_epi32(_mm512_subs_epu8(prev2, c.ge_e0),
+                                                     _mm512_subs_epu8(prev3, c.ge_f0), c.must_hi, 0xA8);
+    return _mm512_ternarylogic_epi32(err, pair, must23, 0xF6);
+}
+
+// The vector at p, the bytes before it loaded from p - 3 .. p - 1.
+TETHER_WS_TARGET_AVX512 inline __m512i z_check_at(const z_ctx& c, __m512i err, const std::uint8_t* p) noexcept {
+    return z_check(c, err, z_load(p), z_load(p - 1), z_load(p - 2), z_load(p - 3));
+}
+
+// The vector `cur`, the bytes before it taken from the vector `prev` that
+// precedes it (registers only: vpalignr works per 128-bit lane, so it gets
+// [prev.lane3, cur.lane0..2] as the "previous" half).
+TETHER_WS_TARGET_AVX512 inline __m512i z_check_regs(const z_ctx& c, __m512i err, __m512i prev,
+                                                    __m512i cur) noexcept {
+    // (maskz form: GCC 12's plain _mm512_alignr_epi64 trips -Wuninitialized.)
+    const __m512i mid = _mm512_maskz_alignr_epi64(0xFF, cur, prev, 6);
+    return z_check(c, err, cur, _mm512_alignr_epi8(cur, mid, 15), _mm512_alignr_epi8(cur, mid, 14),
+                   _mm512_alignr_epi8(cur, mid, 13));
+}
+
+// The first n < 64 bytes at p (p[-3..-1] readable), the rest zero and
+// its flags dropped.
+TETHER_WS_TARGET_AVX512 inline __m512i z_check_part(const z_ctx& c, __m512i err, const std::uint8_t* p,
+                                                    std::size_t n) noexcept {
+    const __mmask64 m = (__mmask64{1} << n) - 1;
+    return _mm512_mask_mov_epi8(err, m,
+                                z_check(c, err, _mm512_maskz_loadu_epi8(m, p), _mm512_maskz_loadu_epi8(m, p - 1),
+                                        _mm512_maskz_loadu_epi8(m, p - 2), _mm512_maskz_loadu_epi8(m, p - 3)));
+}
+
+TETHER_WS_TARGET_AVX512 inline bool z_any(__m512i v) noexcept { return _mm512_test_epi64_mask(v, v) != 0; }
+
+// A vector whose last byte is `lead` (the pending state) and the rest zero.
+TETHER_WS_TARGET_AVX512 inline __m512i z_lead(std::uint8_t lead) noexcept {
+    return _mm512_maskz_set1_epi8(__mmask64{1} << 63, static_cast<char>(lead));
+}
+
+// Bytes [0, n) of a vector (n <= 64).
+TETHER_WS_TARGET_AVX512 inline __mmask64 z_first(std::size_t n) noexcept {
+    return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
+}
+
+TETHER_WS_TARGET_AVX512 inline result kernel_avx512(const std::uint8_t* p, std::size_t n,
+                                                    std::uint8_t lead) noexcept {
+    const z_ctx c = z_make_ctx();
+    const __m512i zero = _mm512_setzero_si512();
+    // n >= min_run (40) may be less than a vector: the first vector is a
+    // masked load (zeros past the end, errors there ignored).
+    {
+        const __mmask64 m = z_first(n);
+        const __m512i err = z_check_regs(c, zero, z_lead(lead), _mm512_maskz_loadu_epi8(m, p));
+        if (_mm512_mask_test_epi8_mask(m, err, err) != 0) return {0, true};
+    }
+    if (n <= 64) return {n, false};
+    std::size_t i = 64;
+    for (; n - i >= 128; i += 128) {
+        const std::uint8_t* const q = p + i;
+        if (z_any(z_check_at(c, z_check_at(c, zero, q), q + 64)))  // which vector, then
+            return {z_any(z_check_at(c, zero, q)) ? i : i + 64, true};
+    }
+    for (; i < n; i += 64) {
+        if (n - i >= 64) {
+            if (z_any(z_check_at(c, zero, p + i))) return {i, true};
+        } else if (z_any(z_check_part(c, zero, p + i, n - i))) {
+            return {i, true};
+        }
+    }
+    return {n, false};
+}
+
 // ------------------------------- dispatch ----------------------------------
 
 inline level best_supported() noexcept {
     __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
+        return level::avx512;
     if (__builtin_cpu_supports("avx2")) return level::avx2;
     if (__builtin_cpu_supports("ssse3")) return level::ssse3;
     return level::none;
@@ -334,6 +472,7 @@ inline level best_supported() noexcept {
 
 inline kernel_fn kernel_for(level l) noexcept {
     switch (l) {
+        case level::avx512: return &kernel_avx512;
         case level::avx2: return &kernel_avx2;
         case level::ssse3: return &kernel_ssse3;
         default: return nullptr;
@@ -346,22 +485,43 @@ inline result kernel_unresolved(const std::uint8_t*, std::size_t, std::uint8_t) 
     return {0, false};
 }
 inline constinit std::atomic<kernel_fn> active{&kernel_unresolved};
+// The level of `active`, for the fused unmask kernels (unmask_utf8.hpp),
+// which pick their own code by level; `unresolved` as above.
+inline constexpr std::uint8_t level_unresolved = 0xFF;
+inline constinit std::atomic<std::uint8_t> active_level{level_unresolved};
+
+inline void resolve() noexcept {
+    const level l = best_supported();
+    active_level.store(static_cast<std::uint8_t>(l), std::memory_order_relaxed);
+    active.store(kernel_for(l), std::memory_order_relaxed);
+}
 
 /// The kernel to use, or nullptr for "scalar only". One relaxed load once
 /// resolved; the first call probes the CPU (racing threads store the same).
 inline kernel_fn kernel() noexcept {
     kernel_fn k = active.load(std::memory_order_relaxed);
     if (k == &kernel_unresolved) [[unlikely]] {
-        k = kernel_for(best_supported());
-        active.store(k, std::memory_order_relaxed);
+        resolve();
+        k = active.load(std::memory_order_relaxed);
     }
     return k;
+}
+
+/// The level in use (what kernel() runs), resolved on first use.
+inline level current_level() noexcept {
+    std::uint8_t l = active_level.load(std::memory_order_relaxed);
+    if (l == level_unresolved) [[unlikely]] {
+        resolve();
+        l = active_level.load(std::memory_order_relaxed);
+    }
+    return static_cast<level>(l);
 }
 
 #else  // !TETHER_WS_UTF8_SIMD
 
 inline level best_supported() noexcept { return level::none; }
 inline kernel_fn kernel() noexcept { return nullptr; }
+inline level current_level() noexcept { return level::none; }
 
 #endif
 
@@ -372,6 +532,7 @@ inline level set_max_level(level l) noexcept {
     const level best = best_supported();
     const level use = static_cast<std::uint8_t>(l) < static_cast<std::uint8_t>(best) ? l : best;
 #if TETHER_WS_UTF8_SIMD
+    active_level.store(static_cast<std::uint8_t>(use), std::memory_order_relaxed);
     active.store(kernel_for(use), std::memory_order_relaxed);
 #endif
     return use;
