@@ -32,6 +32,7 @@
 #include "tether/core/probe_table.hpp"
 #include "tether/core/random.hpp"
 #include "tether/core/siphash.hpp"
+#include "tether/core/slot_array.hpp"
 #include "tether/core/time.hpp"
 #include "tether/server/room.hpp"
 #include "tether/server/session.hpp"
@@ -58,7 +59,7 @@ public:
             s = free_sessions_.back();
             free_sessions_.pop_back();
         } else {
-            sessions_.emplace_back();
+            (void)sessions_.emplace_back();
             s = static_cast<std::uint32_t>(sessions_.size() - 1);
         }
         session_key k;
@@ -68,7 +69,7 @@ public:
         } while (find_session(k) != no_index);
         session& ss = sessions_[s];
         ss.key = k;
-        ss.principal = std::move(principal);
+        ss.principal.assign(principal);
         ss.live = true;
         session_index_.insert(session_hash(k), s, session_hash_of());
         ++live_sessions_;
@@ -195,12 +196,12 @@ public:
     // ---- memory ---------------------------------------------------------------------------------
 
     std::size_t session_slot_bytes() const noexcept {
-        return sessions_.capacity() * sizeof(session) + free_sessions_.capacity() * sizeof(std::uint32_t);
+        return sessions_.memory_bytes() + free_sessions_.capacity() * sizeof(std::uint32_t);
     }
     std::size_t session_heap_bytes() const noexcept {
         std::size_t n = 0;
         for (const session& s : sessions_)
-            if (s.live) n += string_heap(s.principal) + s.rooms.capacity() * sizeof(membership);
+            if (s.live) n += s.principal.heap_bytes() + s.rooms.heap_bytes();
         return n;
     }
     std::size_t room_bytes() const noexcept {
@@ -239,7 +240,7 @@ private:
     rng& rng_;
     std::array<std::uint64_t, 4> keys_{};  ///< dedup (0,1) and room-index (2,3) SipHash keys
 
-    std::vector<session> sessions_;
+    slot_array<session> sessions_;
     std::vector<std::uint32_t> free_sessions_;
     std::vector<std::unique_ptr<room>> rooms_;
     std::vector<std::uint32_t> free_rooms_;

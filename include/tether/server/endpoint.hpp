@@ -67,6 +67,7 @@
 #include "tether/core/random.hpp"
 #include "tether/core/ring_buffer.hpp"
 #include "tether/core/siphash.hpp"
+#include "tether/core/slot_array.hpp"
 #include "tether/core/time.hpp"
 #include "tether/core/timer_heap.hpp"
 #include "tether/proto/envelope.hpp"
@@ -297,7 +298,7 @@ public:
     std::string_view principal(conn_id id) const noexcept {
         const connection_state* c = lookup(id);
         if (!c || c->session == no_index) return {};
-        return dir_.sess(c->session).principal;
+        return dir_.sess(c->session).principal.view();
     }
 
     std::optional<room_info> room(std::string_view room_id) const {
@@ -320,7 +321,7 @@ public:
         m.connections = live_conns_;
         m.sessions = dir_.session_count();
         m.rooms = dir_.room_count();
-        m.connection_slot_bytes = conns_.capacity() * sizeof(connection_state) +
+        m.connection_slot_bytes = conns_.memory_bytes() +
                                   free_conns_.capacity() * sizeof(std::uint32_t);
         m.connection_inline_bytes = live_conns_ * sizeof(ws::connection);
         for (const connection_state& c : conns_)
@@ -370,7 +371,7 @@ private:
             free_conns_.pop_back();
             return i;
         }
-        conns_.emplace_back();
+        (void)conns_.emplace_back();
         return static_cast<std::uint32_t>(conns_.size() - 1);
     }
 
@@ -496,7 +497,7 @@ private:
             if (const auto k = session_key::parse(*q)) s = dir_.find_session(*k);
         if (s != no_index) {
             session& ss = dir_.sess(s);
-            if (ss.principal != auth.principal) {
+            if (ss.principal.view() != auth.principal) {
                 s = no_index;
             } else if (ss.away() && !(now < ss.grace_deadline)) {
                 end_session(s, now);  // expired, the timer just had not run yet
@@ -562,7 +563,7 @@ private:
         event ev;
         ev.type = event_type::connected;
         ev.conn = id_of(i);
-        ev.principal = ss.principal;
+        ev.principal = ss.principal.view();
         ev.session_id = std::string(sid);
         ev.resumed = resumed;
         push_event(std::move(ev));
@@ -638,7 +639,7 @@ private:
         if (fresh) {
             if (dir_.sess(s).rooms.size() >= cfg_.max_rooms_per_session)
                 return refuse_request(i, proto::error_code::too_many_rooms, "too many rooms for this session");
-            if (cfg_.authorize_join && !cfg_.authorize_join(dir_.sess(s).principal, room_id))
+            if (cfg_.authorize_join && !cfg_.authorize_join(dir_.sess(s).principal.view(), room_id))
                 return refuse_request(i, proto::error_code::forbidden, "join refused");
             if (r == no_index) {
                 if (dir_.room_count() >= cfg_.max_rooms)
@@ -677,7 +678,7 @@ private:
         }
         // docs/protocol.md: each principal once, sorted, away sessions included.
         names_.clear();
-        for (const member_ref& m : R.members) names_.push_back(dir_.sess(m.session).principal);
+        for (const member_ref& m : R.members) names_.push_back(dir_.sess(m.session).principal.view());
         std::sort(names_.begin(), names_.end());
         names_.erase(std::unique(names_.begin(), names_.end()), names_.end());
         rj.members = names_;
@@ -728,7 +729,7 @@ private:
         const std::uint32_t r = dir_.find_room(env_.room_id);
         if (r == no_index || dir_.find_membership(s, r) == no_index)
             return refuse_request(i, proto::error_code::not_member, "not a member of this room");
-        const std::string& principal = dir_.sess(s).principal;
+        const std::string_view principal = dir_.sess(s).principal.view();
         if (cfg_.authorize_publish && !cfg_.authorize_publish(principal, env_.room_id, env_.kind))
             return refuse_request(i, proto::error_code::forbidden, "publish refused");
         server::room& R = dir_.rm(r);
@@ -826,11 +827,11 @@ private:
     };
     principal_presence others_of(std::uint32_t r, std::uint32_t s) const {
         principal_presence p;
-        const std::string& who = dir_.sess(s).principal;
+        const std::string_view who = dir_.sess(s).principal.view();
         for (const member_ref& m : dir_.rm(r).members) {
             if (m.session == s) continue;
             const session& o = dir_.sess(m.session);
-            if (o.principal != who) continue;
+            if (o.principal.view() != who) continue;
             p.any = true;
             if (o.conn != no_index) {
                 p.connected = true;
@@ -848,12 +849,12 @@ private:
         proto::presence_event p;
         p.kind = kind;
         p.room_id = R.id;
-        p.user = dir_.sess(about).principal;
+        p.user = dir_.sess(about).principal.view();
         ws::shared_frame frame;
         for (const member_ref& m : R.members) {
             if (m.session == about) continue;
             const session& peer = dir_.sess(m.session);
-            if (peer.principal == p.user) continue;  // its own sessions know
+            if (peer.principal.view() == p.user) continue;  // its own sessions know
             const std::uint32_t to = peer.conn;
             if (to == no_index || !can_send(to)) continue;
             if (!frame) {  // framed once, and only if someone is listening
@@ -932,7 +933,7 @@ private:
         event ev;
         ev.type = t;
         if (ss.conn != no_index) ev.conn = id_of(ss.conn);
-        ev.principal = ss.principal;
+        ev.principal = ss.principal.view();
         const auto hex = ss.key.hex();
         ev.session_id.assign(hex.data(), hex.size());
         ev.room_id = std::string(room_id);
@@ -1129,7 +1130,7 @@ private:
     rng rng_;
     directory dir_{rng_};
 
-    std::vector<connection_state> conns_;
+    slot_array<connection_state> conns_;
     std::vector<std::uint32_t> free_conns_;
     std::size_t live_conns_ = 0;
 

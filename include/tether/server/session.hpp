@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tether/core/inline_vector.hpp"
+#include "tether/core/small_string.hpp"
 #include "tether/core/time.hpp"
 
 namespace tether::server {
@@ -68,8 +70,8 @@ struct membership {
 
 struct session {
     session_key key;
-    std::string principal;
-    std::vector<membership> rooms;
+    small_string principal;               ///< 16 bytes: most principals fit inline
+    inline_vector<membership, 1> rooms;   ///< the first room inline (nearly every session has one)
     time_point grace_deadline = never;  ///< while away
     std::uint32_t conn = no_index;      ///< attached connection slot, or no_index when away
     bool live = false;                  ///< slot in use
