@@ -1527,3 +1527,100 @@ TEST_CASE("unmask_validate: large chunks at every alignment and phase (the align
         }
     }
 }
+
+#if TETHER_WS_UTF8_SIMD
+namespace {
+// z_two_byte() on 64 bytes, in its own target function (the test TU is
+// built without -mavx512*).
+TETHER_WS_TARGET_AVX512 bool two_byte_on(const std::uint8_t* p, std::uint64_t carry, std::uint64_t& lead63) {
+    namespace s = tether::ws::detail::utf8_simd;
+    return s::z_two_byte(s::z_two_make(), s::z_load(p), carry, lead63);
+}
+}  // namespace
+
+TEST_CASE("z_two_byte: passes exactly the 1- and 2-byte texts, never an invalid one") {
+    if (simd::best_supported() < simd::level::avx512) return;
+    tether::rng r(0x2B17E);
+    // Alphabets: ASCII, 2-byte leads and continuations, and every other
+    // class (C0/C1, 3- and 4-byte leads, F5+), mostly the first three.
+    std::size_t passed = 0;
+    for (int round = 0; round < 200000; ++round) {
+        bytes x(64);
+        const bool two_only = r.below(2) == 0;
+        if (two_only) {  // valid 1-/2-byte text, maybe a lead left at 63
+            std::size_t i = 0;
+            const bool carry_cont = r.below(2) == 0;
+            if (carry_cont) x[i++] = static_cast<std::uint8_t>(0x80 + r.below(64));
+            while (i < 64) {
+                if (r.below(3) == 0 || i == 63) {
+                    x[i++] = static_cast<std::uint8_t>(r.below(128));
+                    if (i == 64 && r.below(2)) x[63] = static_cast<std::uint8_t>(0xC2 + r.below(30));
+                } else {
+                    x[i++] = static_cast<std::uint8_t>(0xC2 + r.below(30));
+                    x[i++] = static_cast<std::uint8_t>(0x80 + r.below(64));
+                }
+            }
+            // Sometimes one byte changed to anything.
+            if (r.below(3) == 0) x[r.below(64)] = static_cast<std::uint8_t>(r.below(256));
+        } else {
+            for (auto& c : x) c = static_cast<std::uint8_t>(r.below(256));
+        }
+        for (const std::uint64_t carry : {std::uint64_t{0}, std::uint64_t{1}}) {
+            // The reference: the text after a pending 2-byte lead (carry) is
+            // valid, with a lead at 63 allowed to stay open.
+            bytes ref;
+            if (carry) ref.push_back(0xC3);
+            ref.insert(ref.end(), x.begin(), x.end());
+            const bool open63 = x[63] >= 0xC2 && x[63] <= 0xDF;
+            bytes closed = ref;
+            if (open63) closed.push_back(0x80);
+            const bool valid = ref_valid(closed);
+            bool only12 = true;  // no byte of a 3- or 4-byte sequence, no C0/C1/F5+
+            for (const std::uint8_t c : x) only12 = only12 && (c < 0xC0 || (c >= 0xC2 && c <= 0xDF));
+            std::uint64_t lead63 = 9;
+            const bool ok = two_byte_on(x.data(), carry, lead63);
+            CAPTURE(carry);
+            CAPTURE(round);
+            CHECK(lead63 == (open63 ? 1u : 0u));
+            if (ok) CHECK(valid);               // sound: never passes invalid text
+            if (valid && only12) CHECK(ok);     // complete for 1-/2-byte text
+            passed += ok;
+        }
+    }
+    CHECK(passed > 50000);
+}
+
+TEST_CASE("unmask_validate: 2-byte text with a 3-byte sequence, valid or cut, at every offset (the fast test's carry)") {
+    namespace d = tether::ws::detail;
+    const mask_key key{0x13, 0x9C, 0x44, 0xE1};
+    tether::rng r(0x3B);
+    const bytes base = make_text(r, 700, mixes[0]);  // cyrillic: 1- and 2-byte only
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        for (std::size_t at = 100; at < 400; ++at) {
+            for (const bytes& s : {b({0xE2, 0x82, 0xAC}), b({0xE2, 0x82}), b({0xE2}), b({0xF0, 0x9F, 0x98}),
+                                   b({0xF0, 0x9F, 0x98, 0x80}), b({0xC3}), b({0x80})}) {
+                // ASCII around it, so whatever follows is not a continuation.
+                bytes t(base.begin(), base.begin() + static_cast<std::ptrdiff_t>(at));
+                while (!t.empty() && t.back() >= 0x80) t.back() = 'q';
+                t.insert(t.end(), s.begin(), s.end());
+                t.insert(t.end(), 70, 'z');
+                t.insert(t.end(), base.begin() + 400, base.end());
+                while (!t.empty() && t.back() >= 0x80) t.pop_back();
+                for (const std::size_t phase : {std::size_t{0}, std::size_t{3}}) {
+                    CAPTURE(at);
+                    CAPTURE(s.size());
+                    CAPTURE(phase);
+                    bytes buf = t;
+                    tether::ws::apply_mask(std::span<std::uint8_t>(buf), key, phase);
+                    utf8_validator v;
+                    const bool ok = d::unmask_validate(buf.data(), buf.size(), &key, phase, &v) && v.complete();
+                    CHECK(ok == ref_valid(t));
+                    if (ok) CHECK(buf == t);  // invalid: unmasked only up to the error
+                }
+            }
+        }
+    }
+}
+#endif

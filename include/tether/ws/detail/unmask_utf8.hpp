@@ -206,6 +206,7 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
     __m512i tail_max = s::z_load(s::open_tail_max_64.data());
     __asm__("" : "+v"(tail_max));
     const __m512i zero = _mm512_setzero_si512();
+    const s::z_two_ctx two = s::z_two_make();
     const std::size_t hs = masked ? 6 : 2;
     const std::uint8_t mask_bit = masked ? 0x80 : 0x00;
     std::size_t at = 0;
@@ -227,7 +228,11 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
         // Text: bytes past len are zeros, so a code point left open
         // before them breaks a pair rule; at len == 64 the open-tail test
         // does it. No flag: valid and complete.
-        if (b0 == 0x81 && _mm512_movepi8_mask(x) != 0 &&
+        // Text with only 1- and 2-byte sequences is settled by the cheap
+        // exact test (nothing open at the end: a lead at byte 63 is not
+        // taken); anything else goes through the full check.
+        std::uint64_t open_end;
+        if (b0 == 0x81 && !(s::z_two_byte(two, x, 0, open_end) && open_end == 0) &&
             s::z_any(s::z_check_regs(c, _mm512_subs_epu8(x, tail_max), zero, x)))
             break;
         if (masked) _mm512_mask_storeu_epi8(payload, m, x);
@@ -238,14 +243,17 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
 
 // Unmask (Masked) and check [p, p + n), n >= 64, as the continuation of a
 // stream whose pending state is `lead`. Two passes per fuse_block: XOR and
-// store the block, then check it from memory (L1) with the bytes before
-// each vector loaded at -1..-3: unaligned loads go to the two load ports,
+// store the block, settling in registers each vector that z_two_byte()
+// proves valid (text of 1- and 2-byte sequences: no lookups, no previous
+// bytes); then the full check of the vectors left, from memory (L1), with
+// the bytes before each vector loaded at -1..-3: unaligned loads go to the two load ports,
 // where the register shuffles of a one-pass loop would queue on the single
 // shuffle port behind the three table lookups. The block's stores are long
 // retired when its first vector is read back, so nothing waits on store
 // forwarding. True: no flag (valid up to a sequence left open at the end);
 // false: flagged, and the whole range is unmasked all the same.
 inline constexpr std::size_t align_min = 4096;
+static_assert(fuse_block % 64 == 0 && fuse_block / 64 <= 64, "one bit per vector of a block");
 
 template <bool Masked>
 TETHER_WS_TARGET_AVX512 inline bool fused_avx512(std::uint8_t* p, std::size_t n, std::uint32_t k32,
@@ -274,23 +282,40 @@ TETHER_WS_TARGET_AVX512 inline bool fused_avx512(std::uint8_t* p, std::size_t n,
     }
     const __m512i ka = _mm512_set1_epi32(static_cast<int>(std::rotr(k32, static_cast<int>((i & 3) * 8))));
     bool clean = true;
+    const s::z_two_ctx two = s::z_two_make();
+    // The 2-byte carry into the next vector (see z_two_byte); 2: the
+    // previous vector was not settled by z_two_byte (a 3- or 4-byte
+    // sequence may be open), so the next one takes the full check too.
+    std::uint64_t carry = 2;
     while (i < n) {
         const std::size_t e = n - i > fuse_block ? i + fuse_block : n;
-        if constexpr (Masked) {
-            std::size_t j = i;
-            for (; e - j >= 64; j += 64) _mm512_storeu_si512(p + j, _mm512_xor_si512(s::z_load(p + j), ka));
-            if (j < e) {
-                const __mmask64 m = s::z_first(e - j);
-                _mm512_mask_storeu_epi8(p + j, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, p + j), ka));
+        // Pass 1 over the block: XOR, store, and the cheap exact test in
+        // registers; `full` marks the vectors it does not settle.
+        std::uint64_t full = 0;
+        std::size_t j = i;
+        for (std::uint64_t bit = 1; e - j >= 64; j += 64, bit <<= 1) {
+            __m512i x = s::z_load(p + j);
+            if constexpr (Masked) {
+                x = _mm512_xor_si512(x, ka);
+                _mm512_storeu_si512(p + j, x);
+            }
+            if (clean) {
+                std::uint64_t lead63;
+                const bool ok = carry != 2 && s::z_two_byte(two, x, carry, lead63);
+                carry = ok ? lead63 : 2;
+                if (!ok) full |= bit;
             }
         }
+        if (j < e) {
+            const __mmask64 m = s::z_first(e - j);
+            if constexpr (Masked)
+                _mm512_mask_storeu_epi8(p + j, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, p + j), ka));
+        }
         if (clean) {
-            std::size_t j = i;
-            for (; e - j >= 128; j += 128) err = s::z_check_at(c, s::z_check_at(c, err, p + j), p + j + 64);
-            if (e - j >= 64) {
-                err = s::z_check_at(c, err, p + j);
-                j += 64;
-            }
+            // Pass 2: the full check of the vectors left, from L1 (the
+            // bytes before each loaded at -1..-3), and of the partial last.
+            for (; full != 0; full &= full - 1)
+                err = s::z_check_at(c, err, p + i + 64 * static_cast<std::size_t>(std::countr_zero(full)));
             if (j < e) err = s::z_check_part(c, err, p + j, e - j);
             if (s::z_any(err)) {
                 if constexpr (!Masked) return false;

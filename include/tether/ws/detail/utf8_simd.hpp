@@ -418,6 +418,37 @@ TETHER_WS_TARGET_AVX512 inline __m512i z_check_part(const z_ctx& c, __m512i err,
                                         _mm512_maskz_loadu_epi8(m, p - 2), _mm512_maskz_loadu_epi8(m, p - 3)));
 }
 
+// A check that is exact for text whose only non-ASCII bytes form 2-byte
+// sequences (Latin, Greek, Cyrillic, Hebrew, Arabic, ... and ASCII): then
+// the 64 bytes of x are valid iff every byte >= 0x80 is a lead C2..DF or a
+// continuation 80..BF, and the continuations are exactly the bytes after
+// the leads (C0/C1 are overlong leads, RFC 3629 §4; a 2-byte sequence has
+// no other rule). No table lookup and no previous bytes: three compares
+// into masks. A 3- or 4-byte sequence, C0/C1, F5..FF or a stray
+// continuation never passes, and the caller then runs the full check, so
+// passing proves validity and failing proves nothing.
+// carry_in: 1 if the byte just before x is a 2-byte lead (x[0] must then be
+// its continuation) and nothing else is open there; 0 if nothing is open.
+// lead_out: 1 if x[63] is a 2-byte lead (left open).
+struct z_two_ctx {
+    __m512i c2, n30, c0;
+};
+// The constants, in registers across a loop (see z_pin).
+TETHER_WS_TARGET_AVX512 inline z_two_ctx z_two_make() noexcept {
+    z_two_ctx t{_mm512_set1_epi8(static_cast<char>(0xC2)), _mm512_set1_epi8(30),
+                _mm512_set1_epi8(static_cast<char>(0xC0))};
+    __asm__("" : "+v"(t.c2), "+v"(t.n30), "+v"(t.c0));
+    return t;
+}
+TETHER_WS_TARGET_AVX512 inline bool z_two_byte(const z_two_ctx& t, __m512i x, std::uint64_t carry_in,
+                                               std::uint64_t& lead_out) noexcept {
+    const std::uint64_t hi = _mm512_movepi8_mask(x);
+    const std::uint64_t lead = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, t.c2), t.n30);
+    const std::uint64_t cont = _mm512_mask_cmplt_epu8_mask(hi, x, t.c0);
+    lead_out = lead >> 63;
+    return ((lead | cont) == hi) & (((lead << 1) | carry_in) == cont);
+}
+
 TETHER_WS_TARGET_AVX512 inline bool z_any(__m512i v) noexcept { return _mm512_test_epi64_mask(v, v) != 0; }
 
 // A vector whose last byte is `lead` (the pending state) and the rest zero.
