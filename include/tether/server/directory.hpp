@@ -105,7 +105,7 @@ public:
 
     std::uint32_t find_room(std::string_view id) const noexcept { return find_room(id, room_hash(id)); }
     std::uint32_t find_room(std::string_view id, std::uint64_t h) const noexcept {
-        const std::uint32_t* r = room_index_.find(h, [&](std::uint32_t x) { return rooms_[x]->id == id; });
+        const std::uint32_t* r = room_index_.find(h, [&](std::uint32_t x) { return rooms_[x]->id.view() == id; });
         return r ? *r : no_index;
     }
 
@@ -121,12 +121,13 @@ public:
             r = static_cast<std::uint32_t>(rooms_.size() - 1);
         }
         auto R = std::make_unique<room>();
-        R->id = std::string(id);
+        R->id.assign(id);
         R->id_hash = h;
         static constexpr char digits[] = "0123456789abcdef";
         const std::uint64_t v = rng_.next();
-        R->epoch = "e-";
-        for (int k = 15; k >= 0; --k) R->epoch.push_back(digits[(v >> (4 * k)) & 0xf]);
+        R->epoch_chars[0] = 'e';
+        R->epoch_chars[1] = '-';
+        for (int k = 15; k >= 0; --k) R->epoch_chars[static_cast<std::size_t>(17 - k)] = digits[(v >> (4 * k)) & 0xf];
         R->log = replay_log(replay_window, replay_max_age);
         rooms_[r] = std::move(R);
         room_index_.insert(h, r, room_hash_of());
@@ -148,6 +149,9 @@ public:
         session& ss = sessions_[s];
         room& R = *rooms_[r];
         ss.rooms.push_back({r, static_cast<std::uint32_t>(R.members.size())});
+        // Grow by half, not double: rooms are many and mostly small, and a
+        // doubled array is on average a quarter empty.
+        if (R.members.size() == R.members.capacity()) R.members.reserve(R.members.size() + R.members.size() / 2 + 1);
         R.members.push_back({s, static_cast<std::uint32_t>(ss.rooms.size() - 1), ss.conn});
     }
 
@@ -208,7 +212,7 @@ public:
         std::size_t n = rooms_.capacity() * sizeof(std::unique_ptr<room>) + free_rooms_.capacity() * sizeof(std::uint32_t);
         for (const auto& r : rooms_)
             if (r)
-                n += sizeof(room) + string_heap(r->id) + string_heap(r->epoch) +
+                n += sizeof(room) + r->id.heap_bytes() +
                      r->members.capacity() * sizeof(member_ref) + r->log.memory_bytes() + r->dedup.memory_bytes();
         return n;
     }

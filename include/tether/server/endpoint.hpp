@@ -307,7 +307,7 @@ public:
         const server::room& R = dir_.rm(r);
         room_info info;
         info.head = R.head;
-        info.epoch = R.epoch;
+        info.epoch = R.epoch();
         info.members = R.members.size();
         info.replay_events = R.log.size();
         info.replay_first = R.log.first_id();
@@ -654,15 +654,15 @@ private:
 
         // PROTOCOL.md §3 and §7 "Replay window", "resume_from without epoch".
         proto::room_joined rj;
-        rj.room_id = R.id;
+        rj.room_id = R.id.view();
         rj.head = R.head;
-        rj.epoch = R.epoch;
+        rj.epoch = R.epoch();
         rj.correlation_id = env_.correlation_id;
         rj.id = env_.id;
         std::int64_t replay_from = -1;
         if (!env_.resume_from) {
             rj.resume = proto::resume_mode::none;
-        } else if (!env_.has(proto::field::epoch) || env_.epoch != R.epoch) {
+        } else if (!env_.has(proto::field::epoch) || env_.epoch != R.epoch()) {
             rj.resume = proto::resume_mode::snapshot_required;
             rj.reason = proto::resume_reason::epoch_changed;
         } else if (*env_.resume_from > R.head) {
@@ -701,7 +701,7 @@ private:
                 send_presence(r, proto::presence_kind::joined, s);
             else if (!o.connected)  // its other sessions are all away: it is back
                 send_presence(r, proto::presence_kind::reconnected, s);
-            emit_room_event(event_type::joined, s, R.id);
+            emit_room_event(event_type::joined, s, R.id.view());
         }
     }
 
@@ -743,7 +743,7 @@ private:
 
         proto::room_event ev;
         ev.kind = env_.kind;
-        ev.room_id = R.id;
+        ev.room_id = R.id.view();
         ev.event_id = R.head + 1;
         ev.sender = principal;
         ev.id = env_.id;
@@ -848,7 +848,7 @@ private:
         server::room& R = dir_.rm(r);
         proto::presence_event p;
         p.kind = kind;
-        p.room_id = R.id;
+        p.room_id = R.id.view();
         p.user = dir_.sess(about).principal.view();
         ws::shared_frame frame;
         for (const member_ref& m : R.members) {
@@ -879,7 +879,7 @@ private:
         else if (!o.connected && was_connected)
             send_presence(r, proto::presence_kind::away, s);
         dir_.remove_membership(s, j);
-        emit_room_event(event_type::left, s, dir_.rm(r).id);
+        emit_room_event(event_type::left, s, dir_.rm(r).id.view());
         if (dir_.rm(r).members.empty()) room_timers_.set(r, now + room_linger());
     }
 
@@ -1113,7 +1113,7 @@ private:
         heads_.clear();
         const std::uint32_t s = conns_[i].session;
         if (s != no_index)
-            for (const membership& m : dir_.sess(s).rooms) heads_.push_back({dir_.rm(m.room).id, dir_.rm(m.room).head});
+            for (const membership& m : dir_.sess(s).rooms) heads_.push_back({dir_.rm(m.room).id.view(), dir_.rm(m.room).head});
         proto::server_ping p;
         p.ts = wall_ms(now);
         p.heads = heads_;

@@ -16,10 +16,13 @@
 // members and churn.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <string_view>
 #include <string>
 #include <vector>
 
+#include "tether/core/small_string.hpp"
 #include "tether/server/dedup_window.hpp"
 #include "tether/server/replay_log.hpp"
 
@@ -33,9 +36,12 @@ struct member_ref {
 };
 
 struct room {
-    std::string id;
+    small_string id;  ///< 16 bytes: most room ids fit inline
     std::uint64_t id_hash = 0;  ///< keyed hash of id (the endpoint's room index)
-    std::string epoch;
+    /// "e-" + 16 hex digits, kept in place (a std::string would put the
+    /// 18 characters on the heap: 56 bytes per room instead of 18).
+    std::array<char, 18> epoch_chars{};
+    std::string_view epoch() const noexcept { return {epoch_chars.data(), epoch_chars.size()}; }
     std::int64_t head = 0;
     replay_log log;
     dedup_window dedup;

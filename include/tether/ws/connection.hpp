@@ -160,7 +160,7 @@ public:
         connection c(role::client, cfg);
         c.deadline_ = now + cfg.handshake_timeout;
         const std::string req =
-            c.hs_->client.build_request(host, target, cfg.subprotocols, extra_headers, *c.rng_);
+            c.hs()->client.build_request(host, target, cfg.subprotocols, extra_headers, c.aux_->keys);
         c.out_.append_own(as_bytes(req));
         return c;
     }
@@ -177,7 +177,7 @@ public:
     /// connection carries none of it).
     const http_request& request() const noexcept {
         static const http_request none;
-        return hs_ ? hs_->request_parser.request() : none;
+        return hs() ? hs()->request_parser.request() : none;
     }
     /// The negotiated subprotocol (empty: none).
     std::string_view subprotocol() const noexcept { return subprotocol_.view(); }
@@ -263,14 +263,14 @@ public:
         if (role_ != role::server || st_ != state::awaiting_accept) return error::wrong_state;
         if (!subprotocol.empty()) {
             bool offered = false;
-            for (const auto& p : hs_->upgrade.offered_subprotocols) offered = offered || p == subprotocol;
+            for (const auto& p : hs()->upgrade.offered_subprotocols) offered = offered || p == subprotocol;
             if (!offered) return error::bad_argument;
         }
         subprotocol_.assign(subprotocol);
         std::string resp;
-        write_accept_response(resp, hs_->upgrade_key, subprotocol, extra_headers);
+        write_accept_response(resp, hs()->upgrade_key, subprotocol, extra_headers);
         out_.append_own(as_bytes(resp));
-        hs_.reset();
+        aux_.reset();  // a server keeps nothing of its handshake (and has no rng)
         st_ = state::open;
         deadline_ = never;
         open_pending_ = true;
@@ -279,8 +279,8 @@ public:
 
     /// Server: the subprotocols the client offered, in its order.
     std::span<const std::string> offered_subprotocols() const noexcept {
-        if (!hs_) return {};
-        return hs_->upgrade.offered_subprotocols;
+        if (!hs()) return {};
+        return hs()->upgrade.offered_subprotocols;
     }
 
     /// Server: refuse the upgrade with an HTTP status (401, 403, …).
@@ -419,17 +419,23 @@ public:
 
 private:
     connection(ws::role r, const config& cfg)
-        : hs_(std::make_unique<handshake_state>(cfg.max_header_bytes)),
-          rng_(r == role::client ? std::make_unique<rng>(cfg.seed) : nullptr),
-          max_message_bytes_(cfg.max_message_bytes),
-          max_output_bytes_(cfg.max_output_bytes),
-          max_frame_buffer_(cfg.max_frame_buffer),
-          input_limit_((cfg.max_frame_buffer > cfg.max_header_bytes ? cfg.max_frame_buffer : cfg.max_header_bytes) +
-                       max_frame_header_size + read_slack),
+        : aux_(std::make_unique<aux_state>(cfg.max_header_bytes, cfg.seed)),
+          max_message_bytes_(limit32(cfg.max_message_bytes)),
+          max_output_bytes_(limit32(cfg.max_output_bytes)),
+          max_frame_buffer_(limit32(cfg.max_frame_buffer)),
+          input_limit_(limit32(
+              (cfg.max_frame_buffer > cfg.max_header_bytes ? cfg.max_frame_buffer : cfg.max_header_bytes) +
+              max_frame_header_size + read_slack)),
           close_timeout_(cfg.close_timeout),
           role_(r),
           auto_pong_(cfg.auto_pong),
           validate_outgoing_utf8_(cfg.validate_outgoing_utf8) {}
+
+    /// Byte limits are kept in 32 bits (100,000 idle connections carry
+    /// them): a configured limit past 4 GiB - 1 means 4 GiB - 1.
+    static std::uint32_t limit32(std::size_t n) noexcept {
+        return n > 0xffff'ffffu ? 0xffff'ffffu : static_cast<std::uint32_t>(n);
+    }
 
     static event& emit(std::optional<event>& out, event_type t) noexcept {
         out.emplace();
@@ -521,16 +527,16 @@ private:
     void poll_request(std::optional<event>& out) {
         auto bytes = unread();
         if (bytes.empty()) return;
-        const auto r = hs_->request_parser.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        const auto r = hs()->request_parser.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
         if (r.status == http_parse_status::need_more) {
             in_begin_ = in_end_;
             return;
         }
         if (r.status == http_parse_status::error) return refuse_upgrade(out, r.http_status, "malformed upgrade request");
         in_begin_ += r.consumed;
-        hs_->upgrade = check_upgrade(hs_->request_parser.request());
-        if (hs_->upgrade.status != 0) return refuse_upgrade(out, hs_->upgrade.status, hs_->upgrade.why);
-        hs_->upgrade_key = std::string(hs_->upgrade.key);
+        hs()->upgrade = check_upgrade(hs()->request_parser.request());
+        if (hs()->upgrade.status != 0) return refuse_upgrade(out, hs()->upgrade.status, hs()->upgrade.why);
+        hs()->upgrade_key = std::string(hs()->upgrade.key);
         st_ = state::awaiting_accept;
         emit(out, event_type::upgrade_request);
     }
@@ -549,7 +555,7 @@ private:
     void poll_response(std::optional<event>& out) {
         auto bytes = unread();
         if (bytes.empty()) return;
-        const auto r = hs_->response_parser.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        const auto r = hs()->response_parser.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
         if (r.status == http_parse_status::need_more) {
             in_begin_ = in_end_;
             return;
@@ -562,8 +568,8 @@ private:
             return;
         }
         in_begin_ += r.consumed;
-        const http_response& res = hs_->response_parser.response();
-        if (const auto ec = hs_->client.validate(res)) {
+        const http_response& res = hs()->response_parser.response();
+        if (const auto ec = hs()->client.validate(res)) {
             event& e = emit(out, event_type::failed);
             e.code = close_code::abnormal;
             e.http_status = res.status;
@@ -571,8 +577,8 @@ private:
             enter_closed(close_code::abnormal, "upgrade failed", res.status);
             return;
         }
-        subprotocol_.assign(hs_->client.selected_subprotocol());
-        hs_.reset();
+        subprotocol_.assign(hs()->client.selected_subprotocol());
+        aux_->hs.reset();  // the client keeps only its masking keys
         st_ = state::open;
         deadline_ = never;
         emit(out, event_type::open);
@@ -831,7 +837,7 @@ private:
         if (!force && out_.size() + hs + payload.size() > max_output_bytes_) return error::output_full;
         std::array<std::uint8_t, 4> key{};
         if (masked) {
-            const std::uint32_t k = rng_->next_u32();
+            const std::uint32_t k = aux_->keys.next_u32();
             std::memcpy(key.data(), &k, 4);
         }
         std::uint8_t* p = out_.append_own(hs + payload.size());
@@ -878,23 +884,33 @@ private:
         std::string upgrade_key;
         client_handshake client;
     };
-    std::unique_ptr<handshake_state> hs_;
-    // Client only: masking keys (RFC 6455 §5.3). A server never masks.
-    std::unique_ptr<rng> rng_;
+    // What only part of a connection's life needs, in one heap block (one
+    // pointer in 100,000 idle server connections): the handshake state, and
+    // in the client role the masking keys (RFC 6455 §5.3). A server frees
+    // the block when it accepts (it never masks); a client keeps the keys.
+    struct aux_state {
+        aux_state(std::size_t max_header_bytes, std::uint64_t seed) : hs(std::in_place, max_header_bytes), keys(seed) {}
+        std::optional<handshake_state> hs;
+        rng keys;
+    };
+    std::unique_ptr<aux_state> aux_;
+    handshake_state* hs() noexcept { return aux_ && aux_->hs ? &*aux_->hs : nullptr; }
+    const handshake_state* hs() const noexcept { return aux_ && aux_->hs ? &*aux_->hs : nullptr; }
     // The opening handshake timeout, then (closing) the close timeout.
     time_point deadline_ = never;
 
-    // settings (config, minus what only construction needs)
-    std::size_t max_message_bytes_;
-    std::size_t max_output_bytes_;
-    std::size_t max_frame_buffer_;
-    std::size_t input_limit_;
+    // settings (config, minus what only construction needs), in 32 bits:
+    // no single buffer of one connection may pass 4 GiB (limit32).
+    std::uint32_t max_message_bytes_;
+    std::uint32_t max_output_bytes_;
+    std::uint32_t max_frame_buffer_;
+    std::uint32_t input_limit_;
     duration close_timeout_;
 
     // input
     std::vector<std::uint8_t> in_;
-    std::size_t in_begin_ = 0;
-    std::size_t in_end_ = 0;
+    std::uint32_t in_begin_ = 0;  // 32 bits: the input buffer is at most input_limit_
+    std::uint32_t in_end_ = 0;
     frame_header fh_{};
     std::uint64_t frame_done_ = 0;  // payload bytes of the current frame already unmasked
     std::vector<std::uint8_t> msg_;
