@@ -49,7 +49,6 @@
 #include "tether/ws/connection.hpp"
 #include "tether/ws/detail/base64.hpp"
 #include "tether/ws/detail/sha1.hpp"
-#include "tether/ws/detail/small_string.hpp"
 #include "tether/ws/detail/unmask_utf8.hpp"
 #include "tether/ws/detail/utf8_simd.hpp"
 #include "tether/ws/error.hpp"

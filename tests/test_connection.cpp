@@ -336,9 +336,9 @@ TEST_CASE("subprotocols longer than the inline 15 bytes survive accept, moves an
     CHECK(again.subprotocol() == longer);
     // The storage itself at the inline limit and one past it, moved both ways.
     for (const std::string name : {"", "fifteen.chars.x", "sixteen.chars.xx"}) {
-        ws::detail::small_string a(name);
+        tether::small_string a(name);
         CHECK(a.view() == name);
-        ws::detail::small_string b(std::move(a));
+        tether::small_string b(std::move(a));
         CHECK(b.view() == name);
         CHECK(a.view().empty());
         a = std::move(b);

@@ -1,8 +1,8 @@
 // tether/server/connection_state.hpp — the endpoint's record of one
 // transport connection.
 //
-// The WebSocket machine is held by pointer so that free slots cost a few
-// bytes and growing the slot array moves pointers, not whole machines.
+// The WebSocket machine is held by pointer so that a free slot (the slot
+// array recycles them, core/slot_array.hpp) costs a few bytes, not a machine.
 // Timers are plain fields: the endpoint's timer heap holds one key per
 // connection no later than the earliest of them (core/timer_heap.hpp,
 // "lazy re-arming"), so moving `last_rx` on every frame touches nothing else.

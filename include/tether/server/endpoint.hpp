@@ -26,10 +26,15 @@
 // as a 16-byte entry (type and id), and only log events carry strings.
 //
 // Broadcasts are serialised and framed once (ws::connection::
-// make_shared_frame) and queued by reference on every member connection
-// (send_shared), so a message to a room of 10,000 costs one JSON write, one
-// allocation and 10,000 queue pushes. The same frame is kept in the room's
-// replay log, so replays send the exact bytes live members got.
+// make_shared_frame) and queued by reference on every member connection, so
+// a message to a room of 10,000 costs one JSON write, one allocation and
+// 10,000 queue entries. The same frame is kept in the room's replay log, so
+// replays send the exact bytes live members got. A recipient costs one cache
+// line: each member_ref carries its connection slot, and while the
+// connection's WebSocket queue is empty the frame waits in the slot itself
+// (server/pending_frames.hpp); the output getters read the WebSocket queue
+// and then those frames, and anything else queued on the connection first
+// moves them into the WebSocket queue (spill), so the bytes are the same.
 //
 // Timers: three indexed heaps (core/timer_heap.hpp) — connections
 // (handshake/close timeouts, server.ping, liveness), away sessions (grace),

@@ -72,7 +72,7 @@
 #include "tether/core/random.hpp"
 #include "tether/core/time.hpp"
 #include "tether/ws/close_code.hpp"
-#include "tether/ws/detail/small_string.hpp"
+#include "tether/core/small_string.hpp"
 #include "tether/ws/detail/unmask_utf8.hpp"
 #include "tether/ws/error.hpp"
 #include "tether/ws/frame.hpp"
@@ -86,6 +86,8 @@
 
 namespace tether::ws {
 
+/// Byte limits are kept in 32 bits by each connection (100,000 idle
+/// connections carry them): a limit set past 4 GiB - 1 acts as 4 GiB - 1.
 struct config {
     /// Largest message accepted from the peer, in payload bytes (inclusive).
     /// One byte more fails the connection with 1009, decided from the frame
@@ -920,7 +922,7 @@ private:
 
     // the pending `closed` event (see pop_event)
     const char* closed_reason_ = nullptr;
-    detail::small_string subprotocol_;
+    small_string subprotocol_;
     close_code closed_code_ = close_code::none;
     std::uint16_t closed_status_ = 0;
     // Bytes at in_begin_ that are a run of whole small messages, unmasked
