@@ -150,11 +150,11 @@ TEST_CASE("fast_walker: short texts (under 16 bytes) and strings at the very end
     CHECK(check_one(R"({"a":"é"})"));
 }
 
-TEST_CASE("fast_walker: member and string value read from one window, at every offset") {
-    // `"name":"value"` is read from one 32-byte window when it fits (see
-    // fast_walker::name_window), at the top level and in nested objects.
-    // Each shape is placed at every offset against the window's edges and
-    // the end of the text; plain shapes must be accepted.
+TEST_CASE("fast_walker: members of every shape at every offset") {
+    // Each member shape, at the top level and in nested objects, placed at
+    // every offset against the 16-byte blocks of the string skip and the end
+    // of the text, and truncated at every byte near the end: plain shapes
+    // must be accepted, and whatever is accepted must be the scanner's.
     struct shape {
         const char* member;
         bool valid;

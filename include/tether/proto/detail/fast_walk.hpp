@@ -29,14 +29,8 @@
 //     find_invalid_utf8 (the vector kernel of tether::ws for long runs).
 //     Non-ASCII bytes outside strings are grammar errors anyway, so this is
 //     the same rule as checking every string;
-//   - the usual member `"name":"value"` is read from one 32-byte window
-//     (name_window): the name's closing quote, the ':' and the value's quotes
-//     all come from one classification, instead of a dependent reload for
-//     each string;
 //   - numbers go through the scanner's scan_number (RFC 8259 §6 grammar and
-//     the RFC 7493 §2.2 range), except 1-7 plain digits, which are read
-//     inline by the same SWAR steps as its short path; literals are compared
-//     whole;
+//     the RFC 7493 §2.2 range), literals are compared whole;
 //   - duplicate names (RFC 7493 §2.3): names the caller classifies get one
 //     bit each, as in walk_object; every other name is compared with the
 //     names of its object so far (length first, then bytes: none of them has
@@ -86,13 +80,8 @@ public:
                 if (!at_token(p) || *p != '"') return false;
             }
             const char* const name = ++p;
-            // The closing quote of a string value read in the name's window
-            // (see name_window), else null.
-            const char* vclose = nullptr;
-            if (!name_window(p, vclose)) {
-                bool escaped = false;
-                if (!skip_string(p, escaped) || escaped) return false;
-            }
+            bool escaped = false;
+            if (!skip_string(p, escaped) || escaped) return false;
             const std::string_view key(name, static_cast<std::size_t>(p - name));
             ++p;
             const int id = classify(key);
@@ -104,15 +93,45 @@ public:
             } else if (!record_name(key, 0, top_lengths)) {
                 return false;
             }
+            if (!expect(p, ':') || !at_token(p)) return false;
+            const char* const vbeg = p;
             m.value_escaped = false;
             m.is_uint = false;
-            if (vclose != nullptr) {
-                m.type = json_type::string;
-                m.value = {p + 1, static_cast<std::size_t>(vclose + 1 - (p + 1))};
-                p = vclose + 1;
-            } else if (!take_value(p, m)) {
-                return false;
+            switch (*p) {
+                case '"': {
+                    m.type = json_type::string;
+                    ++p;
+                    bool esc = false;
+                    if (!skip_string(p, esc)) return false;
+                    ++p;
+                    m.value_escaped = esc;
+                    break;
+                }
+                case '{':
+                case '[':
+                    m.type = *p == '{' ? json_type::object : json_type::array;
+                    if (!skip_container(p)) return false;
+                    break;
+                case 't':
+                    m.type = json_type::boolean;
+                    if (!literal(p, "true")) return false;
+                    break;
+                case 'f':
+                    m.type = json_type::boolean;
+                    if (!literal(p, "false")) return false;
+                    break;
+                case 'n':
+                    m.type = json_type::null;
+                    if (!literal(p, "null")) return false;
+                    break;
+                default:
+                    m.type = json_type::number;
+                    if (*p != '-' && !is_digit(*p)) return false;
+                    if (scan_number(p, end_, &m.uint_value, &m.is_uint) != json_error::ok)
+                        return false;
+                    break;
             }
+            m.value = {vbeg, static_cast<std::size_t>(p - vbeg)};
             // Two separate views, not one copied into the other: a 16-byte
             // copy of the pair just stored as two 8-byte halves misses store
             // forwarding, which cost a sixth of the whole read.
@@ -130,119 +149,6 @@ public:
     }
 
 private:
-    /// `ws ":" ws value` at p (after a member name), into m (its type, value,
-    /// escape and number facts); p is left after the value.
-    [[gnu::always_inline]] bool take_value(const char*& p, json_member& m) noexcept {
-        if (!expect(p, ':') || !at_token(p)) return false;
-        const char* const vbeg = p;
-        switch (*p) {
-            case '"': {
-                m.type = json_type::string;
-                ++p;
-                bool esc = false;
-                if (!skip_string(p, esc)) return false;
-                ++p;
-                m.value_escaped = esc;
-                break;
-            }
-            case '{':
-            case '[':
-                m.type = *p == '{' ? json_type::object : json_type::array;
-                if (!skip_container(p)) return false;
-                break;
-            case 't':
-                m.type = json_type::boolean;
-                if (!literal(p, "true")) return false;
-                break;
-            case 'f':
-                m.type = json_type::boolean;
-                if (!literal(p, "false")) return false;
-                break;
-            case 'n':
-                m.type = json_type::null;
-                if (!literal(p, "null")) return false;
-                break;
-            default:
-                m.type = json_type::number;
-                if (*p != '-' && !is_digit(*p)) return false;
-                if (!short_uint(p, &m.uint_value, &m.is_uint) &&
-                    scan_number(p, end_, &m.uint_value, &m.is_uint) != json_error::ok)
-                    return false;
-                break;
-        }
-        m.value = {vbeg, static_cast<std::size_t>(p - vbeg)};
-        return true;
-    }
-
-    /// The common member `"name":"value"` (no whitespace, no escapes, both
-    /// inside 32 bytes) read from one window: p is the name's body; true
-    /// leaves p at the name's closing quote, and `vclose` at the value's
-    /// closing quote when the value is such a string (else null). False
-    /// (p unchanged): anything else, for the byte-by-byte path. One window
-    /// instead of two dependent scans: load, compare, count zeros, move on,
-    /// load again, was the walk's critical path.
-    [[gnu::always_inline]] bool name_window(const char*& p, const char*& vclose) noexcept {
-#if defined(__SSE2__)
-        const char* const w = p;
-        if (end_ - w < 32) return false;
-        const block_bits a = classify16(w), b = classify16(w + 16);
-        const std::uint64_t stop = a.stop | (std::uint64_t{b.stop} << 16);
-        const std::uint64_t high = a.high | (std::uint64_t{b.high} << 16);
-        if (stop == 0) return false;
-        const int i = std::countr_zero(stop);
-        // A name with non-ASCII text goes the long way (it needs the UTF-8 span).
-        if (w[i] != '"' || (high & ((std::uint64_t{1} << i) - 1)) != 0) return false;
-        p = w + i;
-        if (i + 2 < 32 && w[i + 1] == ':' && w[i + 2] == '"') {
-            const std::uint64_t rest = stop & (~std::uint64_t{0} << (i + 3));
-            if (rest != 0) {
-                const int j = std::countr_zero(rest);
-                if (w[j] == '"') {
-                    // Non-ASCII text in the value: as skip_string notes it.
-                    const std::uint64_t body =
-                        ((std::uint64_t{1} << j) - 1) & (~std::uint64_t{0} << (i + 3));
-                    if ((high & body) != 0) {
-                        if (utf8_first_ == nullptr) utf8_first_ = w + i + 3;
-                        utf8_last_ = w + j;
-                    }
-                    vclose = w + j;
-                }
-            }
-        }
-        return true;
-#else
-        (void)p;
-        (void)vclose;
-        return false;
-#endif
-    }
-
-    /// Inline for a number of 1-7 plain digits (ids, sizes, counts), the
-    /// same token scan_number's own short path takes; false (p unchanged)
-    /// for anything else, which then goes to scan_number. The value, when
-    /// asked for, as scan_number gives it.
-    [[gnu::always_inline]] bool short_uint(const char*& p, std::uint64_t* value,
-                                           bool* is_uint) const noexcept {
-        if constexpr (k_swar) {
-            if (end_ - p < 9) return false;
-            std::uint64_t d = 0;
-            const unsigned n = leading_digits8(load8(p), d);
-            // "0" alone is fine, "0" followed by a digit is not (RFC 8259 §6).
-            if (n == 0 || n == 8 || (*p == '0' && n != 1) || !ends_number(p[n])) return false;
-            if (value != nullptr) {
-                *value = digits_value8(d, n);
-                *is_uint = true;
-            }
-            p += n;
-            return true;
-        } else {
-            (void)p;
-            (void)value;
-            (void)is_uint;
-            return false;
-        }
-    }
-
     /// Skips whitespace at p; false if the text ends there.
     [[gnu::always_inline]] bool at_token(const char*& p) const noexcept {
         if (p == end_ || static_cast<unsigned char>(*p) <= 0x20) [[unlikely]] {
@@ -356,26 +262,15 @@ private:
 
     /// `"name" ws ":"` at p (whitespace allowed before it) inside the object
     /// whose names start at `first`.
-    /// When name_window also read a plain string value, p is left after
-    /// that value instead and `value_read` is set.
     [[gnu::always_inline]] bool member_name(const char*& p, std::size_t first,
-                                            std::uint64_t& lengths, bool& value_read) noexcept {
+                                            std::uint64_t& lengths) noexcept {
         if (!at_token(p) || *p != '"') return false;
         const char* const name = ++p;
-        const char* vclose = nullptr;
-        if (!name_window(p, vclose)) {
-            bool escaped = false;
-            if (!skip_string(p, escaped) || escaped) return false;
-        }
+        bool escaped = false;
+        if (!skip_string(p, escaped) || escaped) return false;
         const std::string_view key(name, static_cast<std::size_t>(p - name));
         ++p;
-        if (!record_name(key, first, lengths)) return false;
-        if (vclose != nullptr) {
-            p = vclose + 1;
-            value_read = true;
-            return true;
-        }
-        return expect(p, ':');
+        return record_name(key, first, lengths) && expect(p, ':');
     }
 
     /// Skips a nested array or object at p ('[' or '{'), everything in it
@@ -406,10 +301,8 @@ private:
                         ++p;
                         --depth;
                     } else {
-                        bool value_read = false;
-                        if (obj && !member_name(p, nkeys_, lengths[depth - 1], value_read))
-                            return false;
-                        opened = !value_read;
+                        if (obj && !member_name(p, nkeys_, lengths[depth - 1])) return false;
+                        opened = true;
                     }
                     break;
                 }
@@ -431,8 +324,7 @@ private:
                     break;
                 case '-': case '0': case '1': case '2': case '3': case '4':
                 case '5': case '6': case '7': case '8': case '9':
-                    if (!short_uint(p, nullptr, nullptr) && scan_number(p, end_) != json_error::ok)
-                        return false;
+                    if (scan_number(p, end_) != json_error::ok) return false;
                     break;
                 default:
                     return false;
@@ -448,11 +340,8 @@ private:
                 const bool obj = (is_object >> (depth - 1)) & 1;
                 if (*p == ',') {
                     ++p;
-                    bool value_read = false;
-                    if (obj && !member_name(p, first_key[depth - 1], lengths[depth - 1],
-                                            value_read))
+                    if (obj && !member_name(p, first_key[depth - 1], lengths[depth - 1]))
                         return false;
-                    if (value_read) continue;  // that value ended too
                     break;
                 }
                 if (*p != (obj ? '}' : ']')) return false;
