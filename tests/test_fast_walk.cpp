@@ -149,3 +149,65 @@ TEST_CASE("fast_walker: short texts (under 16 bytes) and strings at the very end
     CHECK(check_one(R"({"kind":"a"})"));
     CHECK(check_one(R"({"a":"é"})"));
 }
+
+TEST_CASE("fast_walker: members of every shape at every offset") {
+    // Each member shape, at the top level and in nested objects, placed at
+    // every offset against the 16-byte blocks of the string skip and the end
+    // of the text, and truncated at every byte near the end: plain shapes
+    // must be accepted, and whatever is accepted must be the scanner's.
+    struct shape {
+        const char* member;
+        bool valid;
+    };
+    static constexpr shape shapes[] = {
+        {R"("room_id":"team-1.general")", true},
+        {R"("id":"")", true},
+        {R"("x":"é")", true},
+        {R"("é":"x")", true},
+        {R"("a":"日本語のテキスト 🚀")", true},
+        {R"("a":"tab\tand \"q\" \u00e9 \ud83d\udc4d")", true},
+        {R"("note":"a string that is far longer than the window of thirty-two bytes")", true},
+        {R"("a" : "b")", true},
+        {R"("a":1234567)", true},
+        {R"("a":0)", true},
+        {R"("a":12345678)", true},
+        {R"("a":-7)", true},
+        {R"("a":1.333)", true},
+        {R"("a":01)", false},
+        {R"("a":1x)", false},
+        {R"("a":"b"x)", false},
+        {R"("a":"b""c")", false},
+        {R"("a":"b)" "\x01" R"(")", false},
+        {R"("a":"\x")", false},
+        {R"("a":"\ud800")", false},
+        {R"("a":")" "\xff" R"(")", false},
+        {R"("a":")" "\xc3" R"(")", false},
+        {R"("k\u0069nd":"a")", false},
+        {R"("a":"b","a":"c")", false},
+        {R"("a":"b":"c")", false},
+    };
+    std::size_t accepted = 0;
+    for (const shape& sh : shapes) {
+        for (std::size_t pad = 0; pad < 40; ++pad) {
+            const std::string padding(pad, 'p');
+            const std::string top = R"({"kind":"k","pad":")" + padding + "\"," + sh.member + "}";
+            const std::string nested = R"({"kind":"k","payload":{"pad":")" + padding + "\"," +
+                                       sh.member + R"(,"z":[{"pad":")" + padding + "\"," +
+                                       sh.member + "}]}}";
+            const std::string last = R"({"kind":"k","payload":{"pad":")" + padding + "\"," +
+                                     sh.member + "}}";
+            for (const std::string* t : {&top, &nested, &last}) {
+                const bool ok = check_one(*t);
+                accepted += ok;
+                if (sh.valid) {
+                    INFO("text: " << *t);
+                    CHECK(ok);
+                }
+                // Every truncation: never accepted, the scanner decides.
+                for (std::size_t i = t->size() - 40 < t->size() ? t->size() - 40 : 0; i < t->size(); ++i)
+                    CHECK_FALSE(check_one(std::string_view(*t).substr(0, i)));
+            }
+        }
+    }
+    CHECK(accepted > 1000);
+}

@@ -615,9 +615,16 @@ private:
         r.offset = static_cast<std::size_t>(m.value.data() - text_);
     }
 
-    std::string_view decode(const json_member& m) noexcept {
+    // The plain case inline (a call cost more than the work), the
+    // decoding out of line.
+    [[gnu::always_inline]] std::string_view decode(const json_member& m) noexcept {
         const std::string_view body = m.string_body();
-        if (!m.value_escaped) return body;
+        if (!m.value_escaped) [[likely]]
+            return body;
+        return decode_escaped(body);
+    }
+
+    std::string_view decode_escaped(std::string_view body) noexcept {
         char* const dst = arena_.data() + arena_used_;
         const std::size_t n = detail::decode_validated(body, dst);
         arena_used_ += n;
