@@ -29,8 +29,8 @@ public:
     std::size_t capacity() const noexcept { return buf_.size(); }
 
     /// i-th element from the front.
-    T& operator[](std::size_t i) noexcept { return buf_[(head_ + i) & (buf_.size() - 1)]; }
-    const T& operator[](std::size_t i) const noexcept { return buf_[(head_ + i) & (buf_.size() - 1)]; }
+    T& operator[](std::size_t i) noexcept { return buf_[(head_ + i) & mask_]; }
+    const T& operator[](std::size_t i) const noexcept { return buf_[(head_ + i) & mask_]; }
     T& front() noexcept { return (*this)[0]; }
     const T& front() const noexcept { return (*this)[0]; }
     T& back() noexcept { return (*this)[count_ - 1]; }
@@ -38,7 +38,7 @@ public:
 
     void push_back(T v) {
         if (count_ == buf_.size()) grow();
-        buf_[(head_ + count_) & (buf_.size() - 1)] = std::move(v);
+        buf_[(head_ + count_) & mask_] = std::move(v);
         ++count_;
     }
 
@@ -46,14 +46,14 @@ public:
     T take_front() noexcept {
         T v = std::move(buf_[head_]);
         buf_[head_] = T{};
-        head_ = (head_ + 1) & (buf_.size() - 1);
+        head_ = (head_ + 1) & mask_;
         --count_;
         return v;
     }
 
     void pop_front() noexcept {
         buf_[head_] = T{};
-        head_ = (head_ + 1) & (buf_.size() - 1);
+        head_ = (head_ + 1) & mask_;
         --count_;
     }
 
@@ -66,6 +66,7 @@ public:
     void release() noexcept {
         clear();
         std::vector<T>().swap(buf_);
+        mask_ = 0;
     }
 
 private:
@@ -74,10 +75,14 @@ private:
         std::vector<T> bigger(cap);
         for (std::size_t i = 0; i < count_; ++i) bigger[i] = std::move((*this)[i]);
         buf_.swap(bigger);
+        mask_ = cap - 1;
         head_ = 0;
     }
 
     std::vector<T> buf_;
+    // buf_.size() - 1, kept: for an element of 12 bytes (the endpoint's
+    // event order) the size is a division, paid on every push of a broadcast.
+    std::size_t mask_ = 0;
     std::size_t head_ = 0;
     std::size_t count_ = 0;
 };

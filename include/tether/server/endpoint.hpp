@@ -780,11 +780,19 @@ private:
     void broadcast(const server::room& R, const ws::shared_frame& frame) {
         const member_ref* m = R.members.data();
         const std::size_t n = R.members.size();
-        constexpr std::size_t ahead = 8;
+        constexpr std::size_t ahead = 16;
+        const std::size_t size = frame.size();
+        const std::size_t high_water = cfg_.send_high_water;
         std::uint32_t refs = 0;
         for (std::size_t k = 0; k < n; ++k) {
-            if (k + ahead < n && m[k + ahead].conn != no_index) prefetch_write(&conns_[m[k + ahead].conn]);
-            if (m[k].conn != no_index) queue_shared(m[k].conn, frame, &refs);
+            if (k + ahead < n && m[k + ahead].conn != no_index) {
+                // The fields a broadcast touches span the slot's first 48
+                // bytes; slots are 120 bytes, so those often straddle two lines.
+                const auto* slot = reinterpret_cast<const char*>(&conns_[m[k + ahead].conn]);
+                prefetch_write(slot);
+                prefetch_write(slot + 47);
+            }
+            if (m[k].conn != no_index) queue_shared(m[k].conn, frame, size, high_water, &refs);
         }
         frame.retain(refs);
     }
@@ -868,7 +876,7 @@ private:
                 frame = ws::connection::make_shared_frame(out_);
                 if (!frame) return;
             }
-            queue_shared(to, frame);
+            queue_shared(to, frame, frame.size(), cfg_.send_high_water);
         }
     }
 
@@ -976,12 +984,16 @@ private:
     /// Queue a broadcast frame on connection i: held in the slot while the
     /// WebSocket queue is empty (pending_frames.hpp), else send_shared().
     /// `raw_refs`: when given, the reference is counted there for one
-    /// retain() after the loop instead of being taken now.
-    void queue_shared(std::uint32_t i, const ws::shared_frame& f, std::uint32_t* raw_refs = nullptr) {
+    /// retain() after the loop instead of being taken now. Inlined in the
+    /// broadcast loop; the general path stays out of it.
+    /// `size` and `high_water` are f.size() and cfg_.send_high_water, read
+    /// once by the caller's loop (the stores here could alias them).
+    [[gnu::always_inline]] void queue_shared(std::uint32_t i, const ws::shared_frame& f, std::size_t size,
+                                             std::size_t high_water, std::uint32_t* raw_refs = nullptr) {
         connection_state& c = conns_[i];
         if (c.slow) return;  // can_send(): an attached connection is open (see set_conn)
-        if (c.ws_output || c.pending.full() || c.pending.bytes() + f.size() > cfg_.send_high_water)
-            return send_shared(i, f);
+        if (c.ws_output || c.pending.full() || c.pending.bytes() + size > high_water)
+            return send_shared_cold(i, f);
         c.pending.push_raw(f.raw());
         if (raw_refs)
             ++*raw_refs;
@@ -989,9 +1001,10 @@ private:
             f.retain(1);
         if (!c.flush_reported) {
             c.flush_reported = true;
-            order_.push_back(queued{id_of(i), true});
+            order_.push_back(queued{{i, c.generation}, true});
         }
     }
+    [[gnu::noinline]] void send_shared_cold(std::uint32_t i, const ws::shared_frame& f) { send_shared(i, f); }
 
     /// Move connection i's pending broadcast frames into its WebSocket
     /// queue, in order: done before anything else is queued there, so the
