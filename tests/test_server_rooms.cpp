@@ -686,6 +686,10 @@ TEST_CASE("broadcast frames held in the slot: any write size, in order with dire
 }
 
 TEST_CASE("broadcast frames held in the slot count toward the slow-reader bound") {
+    // Frames of ~2.3 KB against a 4 KiB high-water mark: one is held in the
+    // slot, the second would make two held frames over the mark, so it must
+    // be refused the slot and close bob 1013 at once (not one frame later,
+    // when the slot is full).
     auto cfg = harness::default_cfg();
     cfg.send_high_water = 4096;
     cfg.rate_per_s = 0;
@@ -694,10 +698,16 @@ TEST_CASE("broadcast frames held in the slot count toward the slow-reader bound"
     client& b = ready(h, "bob");
     h.join(a, "core");
     h.join(b, "core");
+    b.clear();
     b.reading = false;
-    const std::string big(1500, 'x');
-    for (int i = 1; i <= 4 && !b.close_code; ++i) h.publish(a, "core", "m" + std::to_string(i), "\"" + big + "\"");
-    // 4 x ~1.6 KB passes 4 KiB: bob is closed 1013 (slow reader), alice is not.
+    const std::string payload = "\"" + std::string(2200, 'x') + "\"";
+    h.publish(a, "core", "m1", payload);
+    const std::size_t one = h.ep.buffered_output(b.id);
+    CHECK(one > 2200);
+    CHECK(one < 4096);
+    CHECK(h.ep.state(b.id) == ws::state::open);
+    h.publish(a, "core", "m2", payload);
+    CHECK(h.ep.state(b.id) != ws::state::open);
     b.reading = true;
     h.pump();
     CHECK(b.closed_with(1013));
