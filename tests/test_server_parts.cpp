@@ -137,6 +137,22 @@ TEST_CASE("ring_buffer: FIFO against std::deque, across growth and wrap-around")
     CHECK(rb.empty());
 }
 
+TEST_CASE("ring_buffer: storage given back with release() is taken again on the next push") {
+    // push_back() reads "full" from the mask; without storage the mask must
+    // still say full, or the push would write into an empty vector.
+    tether::ring_buffer<std::string> rb;
+    for (int round = 0; round < 3; ++round) {
+        CHECK(rb.capacity() == 0);
+        for (int i = 0; i < 9; ++i) rb.push_back("r" + std::to_string(round) + "-" + std::to_string(i));
+        REQUIRE(rb.size() == 9);
+        CHECK(rb.capacity() >= 9);
+        for (int i = 0; i < 9; ++i) CHECK(rb.take_front() == "r" + std::to_string(round) + "-" + std::to_string(i));
+        rb.push_back("left");
+        rb.release();
+        CHECK(rb.empty());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // probe_table
 

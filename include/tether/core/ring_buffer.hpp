@@ -37,7 +37,8 @@ public:
     const T& back() const noexcept { return (*this)[count_ - 1]; }
 
     void push_back(T v) {
-        if (count_ == buf_.size()) grow();
+        if (count_ == mask_ + 1) [[unlikely]]  // full (or no storage: mask_ + 1 wraps to 0)
+            grow();
         buf_[(head_ + count_) & mask_] = std::move(v);
         ++count_;
     }
@@ -66,10 +67,15 @@ public:
     void release() noexcept {
         clear();
         std::vector<T>().swap(buf_);
-        mask_ = 0;
+        mask_ = no_storage;
     }
 
 private:
+    // Out of line: push_back() is on hot paths (one per broadcast
+    // recipient) and must stay small enough to inline.
+#if defined(__GNUC__) || defined(__clang__)
+    [[gnu::noinline]]
+#endif
     void grow() {
         const std::size_t cap = buf_.empty() ? 4 : buf_.size() * 2;
         std::vector<T> bigger(cap);
@@ -82,7 +88,12 @@ private:
     std::vector<T> buf_;
     // buf_.size() - 1, kept: for an element of 12 bytes (the endpoint's
     // event order) the size is a division, paid on every push of a broadcast.
-    std::size_t mask_ = 0;
+    // capacity - 1. Kept rather than buf_.size(): the size of a vector of
+    // 12-byte elements is a division, and push_back() runs once per
+    // broadcast recipient. Without storage it is all ones, so that
+    // mask_ + 1 == 0 == count_ says "full" in push_back().
+    static constexpr std::size_t no_storage = ~std::size_t{0};
+    std::size_t mask_ = no_storage;
     std::size_t head_ = 0;
     std::size_t count_ = 0;
 };

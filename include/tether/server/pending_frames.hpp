@@ -51,7 +51,7 @@ public:
     /// Bytes not yet written.
     std::size_t bytes() const noexcept {
         std::size_t b = 0;
-        for (std::uint8_t i = 0; i < n_; ++i) b += ws::shared_frame::size_of(f_[i]);
+        for (std::uint32_t i = 0; i < n_; ++i) b += ws::shared_frame::size_of(f_[i]);
         return b - off_;
     }
 
@@ -108,7 +108,7 @@ private:
         shift();
     }
     void shift() noexcept {
-        for (std::uint8_t i = 1; i < n_; ++i) f_[i - 1] = f_[i];
+        for (std::uint32_t i = 1; i < n_; ++i) f_[i - 1] = f_[i];
         f_[--n_] = nullptr;
     }
     void take(pending_frames& o) noexcept {
@@ -119,7 +119,10 @@ private:
 
     void* f_[capacity] = {};
     std::uint32_t off_ = 0;  ///< bytes of the first frame already written
-    std::uint8_t n_ = 0;
+    // Not a character type: stores through an unsigned char may alias
+    // anything, and the broadcast loop would reload its own state after
+    // every push_raw().
+    std::uint32_t n_ = 0;
 };
 
 }  // namespace tether::server
