@@ -53,13 +53,13 @@ public:
     std::size_t size() const noexcept { return heap_.size(); }
 
     /// Earliest key, or tether::never when empty. O(1).
-    time_point next_deadline() const noexcept { return heap_.empty() ? never : heap_[0].deadline; }
+    time_point next_deadline() const noexcept { return heap_.empty() ? never : heap_[0].deadline(); }
     /// Slot of the earliest key, or no_slot when empty.
     slot_type top() const noexcept { return heap_.empty() ? no_slot : heap_[0].slot; }
 
     bool contains(slot_type s) const noexcept { return s < pos_.size() && pos_[s] != npos; }
     /// The slot's key, or never if it has none.
-    time_point key(slot_type s) const noexcept { return contains(s) ? heap_[pos_[s]].deadline : never; }
+    time_point key(slot_type s) const noexcept { return contains(s) ? heap_[pos_[s]].deadline() : never; }
 
     /// Insert the slot or re-key it exactly (either direction).
     void set(slot_type s, time_point deadline) {
@@ -73,8 +73,8 @@ public:
         }
         ++stats_.updates;
         const std::uint32_t i = pos_[s];
-        const time_point old = heap_[i].deadline;
-        heap_[i].deadline = deadline;
+        const time_point old = heap_[i].deadline();
+        heap_[i].set_deadline(deadline);
         if (deadline < old)
             sift_up(i);
         else if (old < deadline)
@@ -91,9 +91,9 @@ public:
             return true;
         }
         const std::uint32_t i = pos_[s];
-        if (!(deadline < heap_[i].deadline)) return false;
+        if (!(deadline < heap_[i].deadline())) return false;
         ++stats_.updates;
-        heap_[i].deadline = deadline;
+        heap_[i].set_deadline(deadline);
         sift_up(i);
         return true;
     }
@@ -109,7 +109,7 @@ public:
             pos_[heap_[i].slot] = i;
             heap_.pop_back();
             // The moved entry may belong above or below its new place.
-            if (i > 0 && heap_[i].deadline < heap_[parent(i)].deadline)
+            if (i > 0 && heap_[i].deadline() < heap_[parent(i)].deadline())
                 sift_up(i);
             else
                 sift_down(i);
@@ -136,10 +136,30 @@ public:
     }
 
 private:
+    // 12 bytes, not 16: the deadline is kept as two 32-bit halves so the
+    // entry needs no padding after its slot (the heap holds one entry per
+    // connection: 4 bytes less per idle session at 100,000).
     struct entry {
-        time_point deadline;
+        std::uint32_t lo;
+        std::uint32_t hi;
         slot_type slot;
+
+        static entry make(time_point d, slot_type s) noexcept {
+            entry e{0, 0, s};
+            e.set_deadline(d);
+            return e;
+        }
+        time_point deadline() const noexcept {
+            const std::uint64_t ticks = (std::uint64_t{hi} << 32) | lo;
+            return time_point{duration{static_cast<duration::rep>(ticks)}};
+        }
+        void set_deadline(time_point d) noexcept {
+            const auto ticks = static_cast<std::uint64_t>(d.time_since_epoch().count());
+            lo = static_cast<std::uint32_t>(ticks);
+            hi = static_cast<std::uint32_t>(ticks >> 32);
+        }
     };
+    static_assert(sizeof(entry) == 12);
     static constexpr std::uint32_t npos = std::numeric_limits<std::uint32_t>::max();
     static constexpr std::uint32_t arity = 4;
 
@@ -149,7 +169,7 @@ private:
         ++stats_.inserts;
         if (s >= pos_.size()) pos_.resize(static_cast<std::size_t>(s) + 1, npos);
         const auto i = static_cast<std::uint32_t>(heap_.size());
-        heap_.push_back({deadline, s});
+        heap_.push_back(entry::make(deadline, s));
         pos_[s] = i;
         sift_up(i);
     }
@@ -158,7 +178,7 @@ private:
         const entry moving = heap_[i];
         while (i > 0) {
             const std::uint32_t p = parent(i);
-            if (!(moving.deadline < heap_[p].deadline)) break;
+            if (!(moving.deadline() < heap_[p].deadline())) break;
             heap_[i] = heap_[p];
             pos_[heap_[i].slot] = i;
             i = p;
@@ -178,8 +198,8 @@ private:
             const std::uint32_t end = f + arity < n ? f + arity : n;
             std::uint32_t best = f;
             for (std::uint32_t c = f + 1; c < end; ++c)
-                if (heap_[c].deadline < heap_[best].deadline) best = c;
-            if (!(heap_[best].deadline < moving.deadline)) break;
+                if (heap_[c].deadline() < heap_[best].deadline()) best = c;
+            if (!(heap_[best].deadline() < moving.deadline())) break;
             heap_[i] = heap_[best];
             pos_[heap_[i].slot] = i;
             i = best;
