@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "sim/sim_faults.hpp"
+#include "sim/sim_test_util.hpp"
 
 using namespace tsim;
 using namespace std::chrono_literals;
 namespace faults = tsim::faults;
+using namespace tsim::testing;
 
 namespace {
 
@@ -43,22 +45,6 @@ std::uint64_t sweep_seeds() {
     return 203;
 #endif
 }
-
-tether::server::config server_config() {
-    tether::server::config c;
-    c.seed = 77;
-    c.unix_ms_at_origin = 1'700'000'000'000;
-    c.authenticate = [](const tether::ws::http_request& r) {
-        tether::server::auth_result a;
-        a.principal = r.query_param("user").value_or("anonymous");
-        return a;
-    };
-    return c;
-}
-
-bool live(world& w, std::size_t i) { return w.client(i).c.machine().state() == tether::client::state::live; }
-
-std::string msg(int k) { return "{\"n\":" + std::to_string(k) + "}"; }
 
 /// The event_ids client `n` got for `room` above `above`, as "6,7,8".
 std::string ids_above(const world::node& n, std::string_view room, std::int64_t above) {

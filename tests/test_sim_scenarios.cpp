@@ -6,25 +6,14 @@
 #include <map>
 #include <set>
 
+#include "sim/sim_test_util.hpp"
 #include "sim/sim_world.hpp"
 
 using namespace tsim;
 using namespace std::chrono_literals;
+using namespace tsim::testing;
 
 namespace {
-
-tether::server::config server_config() {
-    tether::server::config c;
-    c.seed = 77;
-    c.unix_ms_at_origin = 1'700'000'000'000;
-    c.authenticate = [](const tether::ws::http_request& r) {
-        tether::server::auth_result a;
-        a.principal = r.query_param("user").value_or("anonymous");
-        if (auto t = r.query_param("token"); t && *t == "wrong") a.status = 401;
-        return a;
-    };
-    return c;
-}
 
 /// The application messages client `n` got for `room`, as (event_id → payload),
 /// failing on any duplicate event_id or out-of-order delivery.
@@ -48,8 +37,6 @@ std::vector<std::string> payloads(const world::node& n, std::string_view room) {
     return out;
 }
 
-std::string msg(int k) { return "{\"n\":" + std::to_string(k) + "}"; }
-
 /// Two clients, both live in room "core".
 struct two_clients {
     world w{server_config()};
@@ -62,7 +49,7 @@ struct two_clients {
         REQUIRE(w.run_until([&] { return live(a) && live(b); }, 5s));
         w.run_for(100ms);
     }
-    bool live(std::size_t i) { return w.client(i).c.machine().state() == tether::client::state::live; }
+    bool live(std::size_t i) { return testing::live(w, i); }
 };
 
 }  // namespace
