@@ -10,6 +10,8 @@
 #include "tether/proto/detail/fast_walk.hpp"
 #include "tether/proto/envelope.hpp"
 
+#include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,15 +42,21 @@ struct collect {
 };
 
 /// Returns whether the fast walk accepted `text`; checks it against the scanner.
+/// The fast walk reads a copy in a heap block of exactly the text's size, so
+/// that a read past the end is a heap overflow for the sanitizers (a
+/// std::string has spare capacity and a terminating NUL after its text).
 bool check_one(std::string_view text, std::size_t max_depth = 64) {
     std::vector<seen_member> fast_members, exact_members;
-    detail::fast_walker fast(text.data(), text.data() + text.size(), max_depth);
+    const std::unique_ptr<char[]> exact(new char[text.size()]);
+    if (!text.empty()) std::memcpy(exact.get(), text.data(), text.size());
+    detail::fast_walker fast(exact.get(), exact.get() + text.size(), max_depth);
     const bool fast_ok = fast.walk_object(classify_fields{}, collect{&fast_members});
     json_scanner scanner(json_config{max_depth});
     const json_error e = scanner.walk_object(text, classify_fields{}, collect{&exact_members});
     if (fast_ok) {
         INFO("text: " << std::string(text));
         CHECK(e == json_error::ok);
+        // Views into the copy; the scanner's are into `text`: compared as values.
         CHECK(fast_members == exact_members);
     }
     return fast_ok;
@@ -210,4 +218,128 @@ TEST_CASE("fast_walker: members of every shape at every offset") {
         }
     }
     CHECK(accepted > 1000);
+}
+
+TEST_CASE("fast_walker: what may follow the final brace, and a nested close at the very end") {
+    // The walk reads without comparing with the end of the text, on the
+    // strength of the text ending in '}' (plus whitespace): whatever follows
+    // the last brace, and texts whose last brace closes a nested container,
+    // must neither be read past nor accepted (ASan checks the former).
+    static constexpr const char* bodies[] = {
+        R"({"a":{}})", R"({"a":[]})", R"({"a":{"b":[1,{"c":"d"}]}})", R"({"a":"}"})", R"({"a":1})",
+        R"({"a":true})", R"({"a":"\\"})", R"({"a":"\"}"})", R"({})",
+    };
+    static constexpr const char* tails[] = {"", " ", "\n", "\t", "\r", " \n\t\r ", "\x01", "x", "}", " }",
+                                            "\"", "\\", "]", ",", " \x0b"};
+    for (const char* b : bodies) {
+        const std::string body = b;
+        for (const char* tail : tails) {
+            for (const char* head : {"", " ", "\n\t"}) {
+                const std::string t = head + body + tail;
+                INFO("text: " << t);
+                const bool ok = check_one(t);
+                const bool ws_tail = std::string_view(tail).find_first_not_of(" \n\t\r") == std::string_view::npos;
+                CHECK(ok == ws_tail);  // every body is valid: accepted iff only whitespace follows
+                for (std::size_t i = 0; i < t.size(); ++i) check_one(std::string_view(t).substr(0, i));
+            }
+        }
+        // Nested containers closed at the very end, the top level left open.
+        for (std::size_t i = 0; i < body.size(); ++i) {
+            const std::string open = body.substr(0, i) + "}";
+            check_one(open);
+            check_one(open + " ");
+        }
+    }
+    CHECK_FALSE(check_one(R"({"a":{})"));
+    CHECK_FALSE(check_one(R"({"a":[{}})"));
+    CHECK_FALSE(check_one("{\"a\":{} \n"));
+    CHECK_FALSE(check_one(R"({"a":"\)"));
+    CHECK_FALSE(check_one(R"({"a":"\})"));
+}
+
+TEST_CASE("fast_walker: every escape character, at every offset and against the end") {
+    // The two-character escapes are taken inline, the rest through
+    // scan_escape: every byte after a backslash, in strings whose escape
+    // falls at every position of the 16-byte blocks and near the end.
+    std::size_t accepted = 0;
+    for (int c = 0; c < 256; ++c) {
+        const std::string esc = std::string("\\") + static_cast<char>(c);
+        const bool valid = std::string_view("\"\\/bfnrt").find(static_cast<char>(c)) != std::string_view::npos;
+        for (std::size_t pad = 0; pad < 20; ++pad) {
+            const std::string padding(pad, 'p');
+            for (const std::string& t :
+                 {"{\"a\":\"" + padding + esc + "\"}", "{\"a\":\"" + padding + esc + "x\",\"b\":1}",
+                  "{\"a\":[\"" + padding + esc + "\"]}", "{\"" + padding + "\":\"" + esc + padding + "\"}"}) {
+                INFO("text: " << t);
+                const bool ok = check_one(t);
+                accepted += ok;
+                CHECK(ok == valid);
+            }
+        }
+    }
+    CHECK(accepted == 8 * 20 * 4);
+    // \u forms still go through scan_escape.
+    CHECK(check_one(R"({"a":"\u00e9\ud83d\udc4d\u0000"})"));
+    CHECK_FALSE(check_one(R"({"a":"\u00g9"})"));
+    CHECK_FALSE(check_one(R"({"a":"\ud83d"})"));
+    CHECK_FALSE(check_one(R"({"a":"\udc4d"})"));
+}
+
+TEST_CASE("json_utf8_kernel: find_invalid_utf8 on JSON-sized runs equals the scalar check, at every level") {
+    // The JSON scanners use the AVX2 kernel at the avx512 level (see
+    // detail/utf8.hpp): a run of every length from 0 to 200 bytes, clean
+    // or with one bad byte at every position, must get the scalar answer
+    // at every level the CPU has.
+    namespace simd = tether::ws::detail::utf8_simd;
+    const simd::level best = simd::best_supported();
+    static constexpr std::string_view text = "ça marche, à demain привет всем κόσμε 日本語のテキスト 🚀 über ";
+    std::string buf;
+    while (buf.size() < 260) buf += text;
+    std::size_t checked = 0;
+    for (const simd::level l : {simd::level::none, simd::level::ssse3, simd::level::avx2, simd::level::avx512}) {
+        if (static_cast<int>(l) > static_cast<int>(best)) continue;
+        REQUIRE(simd::set_max_level(l) == l);
+        for (std::size_t n = 0; n <= 200; n += (n < 80 ? 1 : 7)) {
+            for (std::size_t bad = 0; bad <= n; bad += (bad < 70 ? 1 : 5)) {
+                std::string t = buf.substr(0, 256);
+                if (bad < n) t[bad] = bad % 2 ? '\xff' : '\x80';
+                t[n] = '"';  // the caller's promise: the byte that ends a run is ASCII
+                for (const std::size_t limit : {n, std::size_t{256}}) {
+                    const char* const p = t.data();
+                    const char* const got = detail::find_invalid_utf8(p, p + n, p + limit);
+                    const char* const want = detail::find_invalid_utf8_scalar(p, p + n);
+                    INFO("level " << static_cast<int>(l) << " n " << n << " bad " << bad);
+                    CHECK(got == want);
+                    ++checked;
+                }
+            }
+        }
+    }
+    simd::set_max_level(simd::level::avx512);
+    CHECK(checked > 1000);
+}
+
+TEST_CASE("lookup_field: every protocol name, and every one-byte change of it") {
+    // lookup_field compares names by two overlapping loads: a name must map
+    // to its field, and every name one byte away (changed at any position)
+    // must map to no field, unless it is itself a protocol name.
+    for (std::size_t f = 0; f < field_count; ++f) {
+        const std::string_view name = to_string(static_cast<field>(f));
+        CHECK(detail::lookup_field(name) == static_cast<int>(f));
+        for (std::size_t i = 0; i < name.size(); ++i) {
+            for (const char c : {'_', 'a', 'z', '\0', '\xff', static_cast<char>(name[i] ^ 1)}) {
+                std::string t(name);
+                if (t[i] == c) continue;
+                t[i] = c;
+                int want = -1;
+                for (std::size_t g = 0; g < field_count; ++g)
+                    if (to_string(static_cast<field>(g)) == t) want = static_cast<int>(g);
+                INFO("name: " << t);
+                CHECK(detail::lookup_field(t) == want);
+            }
+        }
+        // Shorter and longer by one byte.
+        CHECK(detail::lookup_field(name.substr(1)) != static_cast<int>(f));
+        CHECK(detail::lookup_field(std::string(name) + "s") != static_cast<int>(f));
+    }
 }

@@ -436,8 +436,22 @@ inline constexpr field_desc k_fields[field_count] = {
 /// Dispatch on length, then compare with fixed-size memcmp (inlined).
 [[gnu::always_inline]] inline int lookup_field(std::string_view k) noexcept {
     const char* const d = k.data();
+    // Two overlapping loads of the width that fits (the size is known equal):
+    // memcmp of an odd constant size is sometimes a call, one per member.
     const auto is = [d]<std::size_t N>(const char (&name)[N]) noexcept {
-        return std::memcmp(d, name, N - 1) == 0;
+        constexpr std::size_t n = N - 1;
+        const auto same = [&]<class W>(W) noexcept {
+            W a0, a1, b0, b1;
+            std::memcpy(&a0, d, sizeof(W));
+            std::memcpy(&a1, d + n - sizeof(W), sizeof(W));
+            std::memcpy(&b0, name, sizeof(W));
+            std::memcpy(&b1, name + n - sizeof(W), sizeof(W));
+            return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+        };
+        static_assert(n >= 2 && n <= 16);
+        if constexpr (n >= 8) return same(std::uint64_t{});
+        else if constexpr (n >= 4) return same(std::uint32_t{});
+        else return same(std::uint16_t{});
     };
     const auto r = [](field f) noexcept { return static_cast<int>(f); };
     switch (k.size()) {
@@ -573,7 +587,7 @@ private:
     // lookup_field's size (an indirect jump table behind a call per member)
     // nor one of apply's.
     struct field_classifier {
-        int operator()(std::string_view name) const noexcept {
+        [[gnu::always_inline]] int operator()(std::string_view name) const noexcept {
             return detail::lookup_field(name);
         }
     };

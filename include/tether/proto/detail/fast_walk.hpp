@@ -19,18 +19,29 @@
 // of any kind, a member name with escapes, nesting deeper than
 // k_fast_max_depth (or the configured limit), more than k_fast_max_keys names
 // open at once. What it does:
+//   - the text must end in '}' (then whitespace) or it is "not sure": that
+//     brace (last_) bounds every read of the walk, so it reads the byte at
+//     its cursor without comparing with the end first. Nothing the walk
+//     steps over can be that brace except the close of a container, and a
+//     nested container closed there is "not sure" (a valid text closes the
+//     top level there); strings, numbers and literals stop before it;
 //   - strings are skipped 16 bytes at a time up to the next '"', '\\' or
 //     control (SSE2 where the target has it; detail/utf8.hpp's classify16);
-//     escapes are checked where they stand with the scanner's own
-//     scan_escape (RFC 8259 §7, RFC 7493 §2.1 surrogates);
+//     escapes are checked where they stand: the two-character ones inline,
+//     \u ones with the scanner's own scan_escape (RFC 8259 §7, RFC 7493
+//     §2.1 surrogates);
 //   - UTF-8 (RFC 8259 §8.1, RFC 3629) is checked once per document instead
 //     of once per run between escapes: from the first string that had a
 //     non-ASCII byte to the end of the last one, in one call to
 //     find_invalid_utf8 (the vector kernel of tether::ws for long runs).
 //     Non-ASCII bytes outside strings are grammar errors anyway, so this is
 //     the same rule as checking every string;
-//   - numbers go through the scanner's scan_number (RFC 8259 §6 grammar and
-//     the RFC 7493 §2.2 range), literals are compared whole;
+//   - numbers of up to 7 plain digits take scan_number's short path inline
+//     (one 8-byte load), the rest go through scan_number itself (RFC 8259
+//     §6 grammar and the RFC 7493 §2.2 range); literals are compared whole;
+//   - a cursor is never passed by reference to a call that is not inlined
+//     (a copy is): that would keep it in memory for the whole walk, a store
+//     and a reload on the critical path of every token;
 //   - duplicate names (RFC 7493 §2.3): names the caller classifies get one
 //     bit each, as in walk_object; every other name is compared with the
 //     names of its object so far (length first, then bytes: none of them has
@@ -43,6 +54,7 @@
 #include "json_number.hpp"
 #include "utf8.hpp"
 
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -59,7 +71,8 @@ class fast_walker {
 public:
     fast_walker(const char* begin, const char* end, std::size_t max_depth) noexcept
         : begin_(begin), end_(end),
-          max_depth_(max_depth < k_fast_max_depth ? max_depth : k_fast_max_depth) {}
+          max_depth_(max_depth < k_fast_max_depth ? max_depth : k_fast_max_depth),
+          last16_(end - begin >= 16 ? reinterpret_cast<std::uintptr_t>(end) - 16 : 0) {}
 
     /// See the header comment. `classify` and `on_member` as for
     /// json_scanner::walk_object. True: the text is one valid strict I-JSON
@@ -67,8 +80,9 @@ public:
     /// must run the exact scanner; members may have been handed out).
     template <class Classify, class OnMember>
     [[gnu::always_inline]] bool walk_object(Classify&& classify, OnMember&& on_member) noexcept {
-        const char* p = begin_;
-        if (!at_token(p) || *p != '{' || max_depth_ < 1) return false;
+        const char* p = skip_ws(begin_, end_);
+        if (p == end_ || *p != '{' || max_depth_ < 1) return false;
+        if (!find_last(p)) return false;
         ++p;
         if (!at_token(p)) return false;
         if (*p == '}') return finish(p + 1);
@@ -76,7 +90,7 @@ public:
         std::uint64_t top_lengths = 0;
         json_member m;
         for (;;) {
-            if (p == end_ || *p != '"') [[unlikely]] {
+            if (*p != '"') [[unlikely]] {
                 if (!at_token(p) || *p != '"') return false;
             }
             std::string_view key;
@@ -107,7 +121,8 @@ public:
                 case '{':
                 case '[':
                     m.type = *p == '{' ? json_type::object : json_type::array;
-                    if (!skip_container(p)) return false;
+                    p = skip_container(p);
+                    if (p == nullptr) return false;
                     break;
                 case 't':
                     m.type = json_type::boolean;
@@ -124,8 +139,7 @@ public:
                 default:
                     m.type = json_type::number;
                     if (*p != '-' && !is_digit(*p)) return false;
-                    if (scan_number(p, end_, &m.uint_value, &m.is_uint) != json_error::ok)
-                        return false;
+                    if (!number(p, &m.uint_value, &m.is_uint)) return false;
                     break;
             }
             m.value = {vbeg, static_cast<std::size_t>(p - vbeg)};
@@ -146,22 +160,65 @@ public:
     }
 
 private:
-    /// Skips whitespace at p; false if the text ends there.
+    /// last_: the text must end in '}' (and whitespace) to be an object, so
+    /// the walk can read *p without comparing p with end_ first: nothing
+    /// it steps over can be that '}' except the close of a container (see
+    /// skip_container), and only whitespace comes after it. The top-level
+    /// open brace is at `open`.
+    bool find_last(const char* open) noexcept {
+        const char* q = end_;
+        // Stops at `open` at the latest ('{' is not whitespace).
+        while (static_cast<unsigned char>(q[-1]) <= 0x20) {
+            if (!is_json_ws(q[-1])) return false;
+            --q;
+        }
+        if (q[-1] != '}' || q - 1 == open) return false;
+        last_ = q - 1;
+        return true;
+    }
+
+    /// Skips whitespace at p; false if the text ends there. p <= last_.
     [[gnu::always_inline]] bool at_token(const char*& p) const noexcept {
-        if (p == end_ || static_cast<unsigned char>(*p) <= 0x20) [[unlikely]] {
+        if (static_cast<unsigned char>(*p) <= 0x20) [[unlikely]] {
             p = skip_ws(p, end_);
             return p != end_;
         }
         return true;
     }
 
-    /// `ws c` at p; p is left after c.
+    /// `ws c` at p; p is left after c. p <= last_.
     [[gnu::always_inline]] bool expect(const char*& p, char c) const noexcept {
-        if (p == end_ || *p != c) [[unlikely]] {
+        if (*p != c) [[unlikely]] {
             p = skip_ws(p, end_);
             if (p == end_ || *p != c) return false;
         }
         ++p;
+        return true;
+    }
+
+    /// scan_number on a copy of the cursor: a cursor passed by reference to
+    /// a call that is not inlined lives in memory for the whole walk (a store
+    /// and a reload on the critical path of every token, the reload the
+    /// hottest instruction of the walk); only the copy does here.
+    [[gnu::always_inline]] bool number(const char*& p, std::uint64_t* uint_value = nullptr,
+                                       bool* is_uint = nullptr) const noexcept {
+        // Up to 7 plain digits inline, as scan_number's short path takes
+        // them (one 8-byte load); longer ones and the rest through the call.
+        if (k_swar && reinterpret_cast<std::uintptr_t>(p) <= last16_) {
+            std::uint64_t d = 0;
+            const unsigned n = leading_digits8(load8(p), d);
+            if (n - 1 < 7 && (*p != '0' || n == 1) && ends_number(p[n])) [[likely]] {
+                if (uint_value != nullptr) {
+                    *uint_value = digits_value8(d, n);
+                    *is_uint = true;
+                }
+                p += n;
+                return true;
+            }
+        }
+        const char* q = p;
+        if (scan_number(q, end_, uint_value, is_uint) != json_error::ok) return false;
+        p = q;
         return true;
     }
 
@@ -208,7 +265,7 @@ private:
         unsigned high = 0;
         for (;;) {
             block_bits b;
-            if (end_ - p >= 16) [[likely]] {
+            if (reinterpret_cast<std::uintptr_t>(p) <= last16_) [[likely]] {
                 b = classify16(p);
             } else {
                 b = classify_tail(p);
@@ -226,9 +283,19 @@ private:
             if (*p == '"') break;
             if (*p != '\\') return false;  // control character
             escaped = true;
+            // RFC 8259 §7: the two-character escapes, here; \u (and errors)
+            // through scan_escape. p[1] is readable: a backslash is never
+            // last_, so it comes before it.
+            if (k_short_escape[static_cast<unsigned char>(p[1])]) [[likely]] {
+                p += 2;
+                continue;
+            }
             ++p;
             std::size_t saved = 0;
-            if (scan_escape(p, end_, saved) != json_error::ok) return false;
+            // A copy of the cursor for the call (see number()).
+            const char* q = p;
+            if (scan_escape(q, end_, saved) != json_error::ok) return false;
+            p = q;
         }
         if (high != 0) {
             if (utf8_first_ == nullptr) utf8_first_ = body;
@@ -237,6 +304,13 @@ private:
         pp = p;
         return true;
     }
+
+    static constexpr auto k_short_escape = [] {
+        std::array<bool, 256> t{};
+        for (const char c : {'"', '\\', '/', 'b', 'f', 'n', 'r', 't'})
+            t[static_cast<unsigned char>(c)] = true;
+        return t;
+    }();
 
     /// Records an unescaped name of the object whose names start at `first`;
     /// false if it repeats one of them (or the fixed array is full).
@@ -247,8 +321,7 @@ private:
         const std::uint64_t bit = std::uint64_t{1} << (k.size() < 63 ? k.size() : 63);
         if (lengths & bit) {
             for (std::size_t i = first; i < nkeys_; ++i)
-                if (keys_[i].size == k.size() &&
-                    std::memcmp(keys_[i].data, k.data(), k.size()) == 0)
+                if (keys_[i].size == k.size() && std::memcmp(keys_[i].data, k.data(), k.size()) == 0)
                     return false;
         }
         lengths |= bit;
@@ -278,34 +351,37 @@ private:
     }
 
     /// Skips a nested array or object at p ('[' or '{'), everything in it
-    /// included; p is left after it. The top-level object is depth 1.
-    bool skip_container(const char*& pp) noexcept {
-        const char* p = pp;
+    /// included: the end of it, or nullptr. (Not a cursor by reference, see
+    /// number().) The top-level object is depth 1.
+    const char* skip_container(const char* p) noexcept {
         std::uint64_t is_object = 0;  // bit d: the container at depth d+1 is an object
         std::size_t first_key[k_fast_max_depth + 1];
         std::uint64_t lengths[k_fast_max_depth + 1];  // record_name's mask, per open object
         std::size_t depth = 1;
         for (;;) {
             // A value starts at p (after whitespace).
-            if (!at_token(p)) return false;
+            if (!at_token(p)) return nullptr;
             bool opened = false;
             switch (*p) {
                 case '{':
                 case '[': {
                     const bool obj = *p == '{';
-                    if (depth >= max_depth_) return false;
+                    if (depth >= max_depth_) return nullptr;
                     first_key[depth] = nkeys_;
                     lengths[depth] = 0;
                     is_object = (is_object & ~(std::uint64_t{1} << depth)) |
                                 (std::uint64_t{obj} << depth);
                     ++depth;
                     ++p;
-                    if (!at_token(p)) return false;
+                    if (!at_token(p)) return nullptr;
                     if (*p == (obj ? '}' : ']')) {
+                        // A close at last_ cannot close a nested container
+                        // of a valid text; the walk reads at p next.
+                        if (p == last_) return nullptr;
                         ++p;
                         --depth;
                     } else {
-                        if (obj && !member_name(p, nkeys_, lengths[depth - 1])) return false;
+                        if (obj && !member_name(p, nkeys_, lengths[depth - 1])) return nullptr;
                         opened = true;
                     }
                     break;
@@ -313,42 +389,39 @@ private:
                 case '"': {
                     ++p;
                     bool esc = false;
-                    if (!skip_string(p, esc)) return false;
+                    if (!skip_string(p, esc)) return nullptr;
                     ++p;
                     break;
                 }
                 case 't':
-                    if (!literal(p, "true")) return false;
+                    if (!literal(p, "true")) return nullptr;
                     break;
                 case 'f':
-                    if (!literal(p, "false")) return false;
+                    if (!literal(p, "false")) return nullptr;
                     break;
                 case 'n':
-                    if (!literal(p, "null")) return false;
+                    if (!literal(p, "null")) return nullptr;
                     break;
                 case '-': case '0': case '1': case '2': case '3': case '4':
                 case '5': case '6': case '7': case '8': case '9':
-                    if (scan_number(p, end_) != json_error::ok) return false;
+                    if (!number(p)) return nullptr;
                     break;
                 default:
-                    return false;
+                    return nullptr;
             }
             if (opened) continue;
             // A value ended: close containers until one wants another value.
             for (;;) {
-                if (depth == 1) {
-                    pp = p;
-                    return true;
-                }
-                if (!at_token(p)) return false;
+                if (depth == 1) return p;
+                if (!at_token(p)) return nullptr;
                 const bool obj = (is_object >> (depth - 1)) & 1;
                 if (*p == ',') {
                     ++p;
                     if (obj && !member_name(p, first_key[depth - 1], lengths[depth - 1]))
-                        return false;
+                        return nullptr;
                     break;
                 }
-                if (*p != (obj ? '}' : ']')) return false;
+                if (*p != (obj ? '}' : ']') || p == last_) return nullptr;  // (see above)
                 ++p;
                 if (obj) nkeys_ = first_key[depth - 1];
                 --depth;
@@ -359,6 +432,10 @@ private:
     const char* const begin_;
     const char* const end_;
     const std::size_t max_depth_;
+    // The last p with 16 readable bytes (0: none; one compare per step of
+    // the string skip instead of a subtraction and a compare).
+    const std::uintptr_t last16_;
+    const char* last_ = nullptr;        // the final '}' (find_last)
     const char* utf8_first_ = nullptr;  // first string body with non-ASCII text
     const char* utf8_last_ = nullptr;   // closing quote of the last such string
     std::size_t nkeys_ = 0;

@@ -200,9 +200,26 @@ inline const char* find_invalid_utf8_scalar(const char* p, const char* end) noex
     return end;
 }
 
+#if TETHER_WS_UTF8_SIMD
+/// The kernel for JSON strings: tether::ws's, except that at the avx512 level
+/// it is the AVX2 one. JSON strings are short runs in the middle of a parse,
+/// and there the 512-bit kernel measured slower: on the envelope bench
+/// (150-400 B envelopes, one run of some 100-300 B each) the whole read took
+/// about 11% longer with it than with the AVX2 kernel (368-374 ns against
+/// 329-331 ns per envelope; the scalar DFA is far slower on such text). The
+/// likely cause is the cost of bringing 512-bit execution up for a few
+/// instructions between long stretches of scalar code, which long frames
+/// (tether::ws) amortise and a 200-byte run does not.
+inline ws::detail::utf8_simd::kernel_fn json_utf8_kernel() noexcept {
+    namespace u = ws::detail::utf8_simd;
+    const u::kernel_fn k = u::kernel();
+    return k == &u::kernel_avx512 ? &u::kernel_avx2 : k;
+}
+#endif
+
 /// find_invalid_utf8_scalar over [p, stop), with runs of 16 bytes or more
 /// first through the vector kernel of tether::ws (SSSE3/AVX2, picked at run
-/// time). The kernel needs 64 bytes: a shorter run is checked as the 64-byte
+/// time; see json_utf8_kernel). The kernel needs 64 bytes: a shorter run is checked as the 64-byte
 /// window at p when the text has that many readable bytes (`limit`); the
 /// bytes after `stop` cannot hide an error before it, because the byte at
 /// `stop` is ASCII (the '"', '\\' or control that ended the run), so a code
@@ -218,7 +235,7 @@ inline const char* find_invalid_utf8(const char* p, const char* stop, const char
     if (n >= 16) {
         const bool whole = n >= window;
         if (whole || static_cast<std::size_t>(limit - p) > window) {
-            if (const auto k = ws::detail::utf8_simd::kernel()) {
+            if (const auto k = json_utf8_kernel()) {
                 const auto r =
                     k(reinterpret_cast<const std::uint8_t*>(p), whole ? n : window, 0);
                 if (!r.error) {
