@@ -1412,13 +1412,16 @@ TEST_CASE("small_frames_avx512: runs of small frames against the scalar referenc
                 const std::size_t avail = r.below(2) ? wire.size() : wire.size() - static_cast<std::size_t>(r.below(wire.size() + 1));
                 const std::size_t max_len = r.below(8) == 0 ? static_cast<std::size_t>(r.below(65)) : 64;
                 const std::size_t max_bytes = r.below(8) == 0 ? static_cast<std::size_t>(r.below(200)) : 4096;
+                const std::size_t max_frames = r.below(8) == 0 ? static_cast<std::size_t>(r.below(4)) : 256;
 
-                // Reference: whole frames while each is one the run takes.
+                // Reference: whole frames while each is one the run takes,
+                // and the table of their lengths (| 0x80: text).
                 std::size_t expect = 0;
                 bytes unmasked = wire;
+                bytes expect_lens;
                 for (const auto& f : frames) {
                     const std::size_t hs = masked ? 6 : 2;
-                    if (avail - expect < hs || expect >= max_bytes) break;
+                    if (avail - expect < hs || expect >= max_bytes || expect_lens.size() == max_frames) break;
                     if ((f.b0 != 0x81 && f.b0 != 0x82) || f.masked != masked) break;
                     if (f.payload.size() > max_len || avail - expect - hs < f.payload.size()) break;
                     if (f.b0 == 0x81 && !ref_valid(f.payload)) {
@@ -1427,12 +1430,19 @@ TEST_CASE("small_frames_avx512: runs of small frames against the scalar referenc
                     }
                     std::copy(f.payload.begin(), f.payload.end(), unmasked.begin() + static_cast<std::ptrdiff_t>(expect + hs));
                     expect += hs + f.payload.size();
+                    expect_lens.push_back(static_cast<std::uint8_t>(f.payload.size() | (f.b0 == 0x81 ? 0x80 : 0)));
                 }
 
                 bytes buf(align + avail + 64, 0xEE);
                 std::copy(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail), buf.begin() + static_cast<std::ptrdiff_t>(align));
-                const std::size_t got = d::small_frames_avx512(buf.data() + align, avail, masked, max_len, max_bytes);
+                bytes lens(257, 0xEE);
+                const std::size_t got =
+                    d::small_frames_avx512(buf.data() + align, avail, masked, max_len, max_bytes, lens.data(), max_frames);
                 CHECK(got == expect);
+                // One table entry per frame taken, nothing written past them.
+                CHECK(std::equal(expect_lens.begin(), expect_lens.end(), lens.begin()));
+                CHECK(std::all_of(lens.begin() + static_cast<std::ptrdiff_t>(expect_lens.size()), lens.end(),
+                                  [](std::uint8_t x) { return x == 0xEE; }));
                 // Taken frames unmasked, everything after untouched, nothing
                 // written outside [0, avail).
                 CHECK(std::equal(buf.begin() + static_cast<std::ptrdiff_t>(align), buf.begin() + static_cast<std::ptrdiff_t>(align + expect), unmasked.begin()));
@@ -1456,7 +1466,8 @@ TEST_CASE("small_frames_avx512: every two-byte pair, and every byte at every pos
         small_frame f{0x81, masked, payload, key};
         const bytes wire = wire_of(f);
         bytes buf = wire;
-        const std::size_t got = d::small_frames_avx512(buf.data(), buf.size(), masked, 64, 4096);
+        std::uint8_t lens[2] = {0, 0};
+        const std::size_t got = d::small_frames_avx512(buf.data(), buf.size(), masked, 64, 4096, lens, 1);
         const bool valid = ref_valid(payload);
         CHECK(got == (valid ? wire.size() : 0));
         if (!valid) CHECK(buf == wire);

@@ -194,12 +194,17 @@ inline constexpr std::size_t small_frame_max = 64;
 // before the first frame that is anything else, leaving that one
 // untouched (it is checked and unmasked after the load, stored only if
 // valid, so the general path sees it exactly as it arrived), or once
-// max_bytes are taken. Returns the bytes taken (whole frames). One call
-// per run: the constants are set up once, and no per-message call or
-// dispatch remains.
+// max_bytes are taken or max_frames frames. Returns the bytes taken
+// (whole frames). One call per run: the constants are set up once, and no
+// per-message call or dispatch remains.
+// lens[i] gets frame i's payload length, | 0x80 for text: the hand-out
+// then reads each message's length from this table instead of from its
+// header, whose place is known only once the message before it is handed
+// out (a load on the critical path of every message).
 TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, std::size_t avail, bool masked,
-                                                               std::size_t max_len,
-                                                               std::size_t max_bytes) noexcept {
+                                                               std::size_t max_len, std::size_t max_bytes,
+                                                               std::uint8_t* lens,
+                                                               std::size_t max_frames) noexcept {
     namespace s = utf8_simd;
     s::z_ctx c = s::z_make_ctx();
     s::z_pin(c);
@@ -210,7 +215,7 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
     const std::size_t hs = masked ? 6 : 2;
     const std::uint8_t mask_bit = masked ? 0x80 : 0x00;
     std::size_t at = 0;
-    while (avail - at >= hs && at < max_bytes) {
+    for (std::size_t count = 0; avail - at >= hs && at < max_bytes && count < max_frames; ++count) {
         std::uint8_t* const f = p + at;
         const std::uint8_t b0 = f[0];
         if (static_cast<std::uint8_t>(b0 - 0x81) > 1) break;  // 0x81 text or 0x82 binary
@@ -236,6 +241,7 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
             s::z_any(s::z_check_regs(c, _mm512_subs_epu8(x, tail_max), zero, x)))
             break;
         if (masked) _mm512_mask_storeu_epi8(payload, m, x);
+        lens[count] = static_cast<std::uint8_t>(len | (b0 & 1u) << 7);  // 0x81: text
         at += hs + len;
     }
     return at;
