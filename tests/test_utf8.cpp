@@ -1539,6 +1539,65 @@ TEST_CASE("unmask_validate: large chunks at every alignment and phase (the align
     }
 }
 
+TEST_CASE("unmask_validate: a code point, whole or broken, at every offset around the 4 KiB blocks of the fused loop") {
+    // fused_avx512 checks a block from the high nibbles it stored in pass
+    // 1, the byte before each vector's included: a sequence across a
+    // vector or block boundary needs the last nibbles of the previous
+    // vector or block. The blocks start at 64 + (bytes to the next 64-byte
+    // boundary): placed here by the buffer's alignment.
+    namespace d = tether::ws::detail;
+    const mask_key key{0xC5, 0x3A, 0x77, 0x0E};
+    const bytes seqs[] = {b({0xC3, 0xA9}), b({0xE2, 0x82, 0xAC}), b({0xF0, 0x9F, 0x98, 0x80}), b({0xED, 0x9F, 0xBF})};
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        for (std::size_t align = 0; align < 64; align += 9) {
+            const std::size_t head = 64 + ((64 - (align + 64) % 64) % 64);  // first block, for a 64-aligned buffer
+            for (const std::size_t boundary : {head, head + 64, head + d::fuse_block - 64, head + d::fuse_block,
+                                               head + 2 * d::fuse_block}) {
+                for (std::size_t at = boundary - 4; at <= boundary + 1; ++at) {
+                    for (const bytes& sq : seqs) {
+                        for (std::size_t broken = 0; broken <= sq.size() + 1; ++broken) {
+                            // broken == 0: whole; 1..size: byte broken-1
+                            // turned into ASCII (a cut sequence, or a
+                            // stray continuation); size + 1: the last byte
+                            // turned into a lead (two leads in a row).
+                            bytes t = cat(ascii(at, 'x'), sq);
+                            if (broken > sq.size())
+                                t[at + sq.size() - 1] = 0xC3;
+                            else if (broken)
+                                t[at + broken - 1] = 'q';
+                            t = cat(t, ascii(3 * d::fuse_block - t.size() % 64, 'y'));
+                            CAPTURE(align);
+                            CAPTURE(boundary);
+                            CAPTURE(at);
+                            CAPTURE(broken);
+                            // 64-aligned storage, the text at `align`.
+                            std::vector<std::uint64_t> store((align + t.size() + 127) / 8 + 8);
+                            auto* base = reinterpret_cast<std::uint8_t*>(store.data());
+                            base += (64 - reinterpret_cast<std::uintptr_t>(base) % 64) % 64 + 64 + align;
+                            // First ASCII text 64 bytes earlier: its scratch
+                            // lies 64 bytes earlier too (it follows the data
+                            // modulo 4 KiB), so the nibbles it leaves where
+                            // this call's scratch starts would be wrong here.
+                            std::fill(base - 64, base - 64 + t.size(), std::uint8_t{'y'});
+                            utf8_validator scrub;
+                            const bool scrub_ok = d::unmask_validate(base - 64, t.size(), nullptr, 0, &scrub);
+                            CHECK(scrub_ok);
+                            std::copy(t.begin(), t.end(), base);
+                            tether::ws::apply_mask(std::span<std::uint8_t>(base, t.size()), key, 0);
+                            utf8_validator v;
+                            const bool ok = d::unmask_validate(base, t.size(), &key, 0, &v) && v.complete();
+                            CHECK(ok == ref_valid(t));
+                            if (ok) CHECK(std::equal(t.begin(), t.end(), base));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #if TETHER_WS_UTF8_SIMD
 namespace {
 // z_two_byte() on 64 bytes, in its own target function (the test TU is
