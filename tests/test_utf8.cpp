@@ -1436,9 +1436,13 @@ TEST_CASE("small_frames_avx512: runs of small frames against the scalar referenc
                 bytes buf(align + avail + 64, 0xEE);
                 std::copy(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail), buf.begin() + static_cast<std::ptrdiff_t>(align));
                 bytes lens(257, 0xEE);
+                bytes buf2 = buf;  // the same without a table: the same frames
                 const std::size_t got =
                     d::small_frames_avx512(buf.data() + align, avail, masked, max_len, max_bytes, lens.data(), max_frames);
                 CHECK(got == expect);
+                CHECK(d::small_frames_avx512(buf2.data() + align, avail, masked, max_len, max_bytes, nullptr,
+                                             max_frames) == expect);
+                CHECK(buf2 == buf);
                 // One table entry per frame taken, nothing written past them.
                 CHECK(std::equal(expect_lens.begin(), expect_lens.end(), lens.begin()));
                 CHECK(std::all_of(lens.begin() + static_cast<std::ptrdiff_t>(expect_lens.size()), lens.end(),

@@ -197,7 +197,8 @@ inline constexpr std::size_t small_frame_max = 64;
 // max_bytes are taken or max_frames frames. Returns the bytes taken
 // (whole frames). One call per run: the constants are set up once, and no
 // per-message call or dispatch remains.
-// lens[i] gets frame i's payload length, | 0x80 for text: the hand-out
+// lens[i] (unless lens is null) gets frame i's payload length, | 0x80 for
+// text: the hand-out
 // then reads each message's length from this table instead of from its
 // header, whose place is known only once the message before it is handed
 // out (a load on the critical path of every message).
@@ -241,7 +242,7 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
             s::z_any(s::z_check_regs(c, _mm512_subs_epu8(x, tail_max), zero, x)))
             break;
         if (masked) _mm512_mask_storeu_epi8(payload, m, x);
-        lens[count] = static_cast<std::uint8_t>(len | (b0 & 1u) << 7);  // 0x81: text
+        if (lens) lens[count] = static_cast<std::uint8_t>(len | (b0 & 1u) << 7);  // 0x81: text
         at += hs + len;
     }
     return at;
