@@ -383,6 +383,70 @@ TEST_CASE("runs of small messages: same events at every level, every split, as d
     }
 }
 
+TEST_CASE("runs of small messages: runs longer than the length table, with other calls between the messages") {
+    // Hundreds of tiny messages in one read: a run stops at its table's
+    // bound (256, or the bytes already handed out in front of it, where
+    // the table lives; none at the start of the buffer) and at its byte
+    // bound, and the next one starts where it stopped. Between the
+    // messages of a run the caller may give back idle buffers or ask for
+    // read room (which moves the unread bytes over the table): neither may
+    // disturb the run. The transcript must equal the one
+    // derived from the frames, and the scalar level's.
+    tether::rng r(0x7461626c);
+    for (const bool server : {true, false}) {
+        CAPTURE(server);
+        bytes wire;
+        std::vector<std::string> expect;
+        for (int i = 0; i < 1500; ++i) {
+            std::array<std::uint8_t, 4> key;
+            r.fill(key);
+            const std::size_t n = static_cast<std::size_t>(r.below(i < 1200 ? 4 : 70));
+            const bool text = r.below(3) != 0;
+            bytes p(n);
+            for (auto& c : p) c = static_cast<std::uint8_t>(text ? 'a' + r.below(26) : r.below(256));
+            const std::uint8_t b0 = i == 1100 ? 0x89 : text ? 0x81 : 0x82;  // one ping ends a run
+            wire = cat({wire, server ? masked_frame(b0, p, key) : plain_frame(b0, p)});
+            expect.push_back(std::string(b0 == 0x89 ? "ping:" : text ? "text:" : "binary:") + std::string(p.begin(), p.end()));
+        }
+        auto make = [&] { return server ? open_server() : open_client(); };
+        // Disturbed: after every k-th event, shrink_buffers() or read_buffer().
+        auto disturbed = [&](std::size_t every, bool shrink) {
+            ws::connection c = make();
+            std::vector<std::string> got;
+            std::size_t pos = 0;
+            const std::size_t cuts[] = {wire.size() / 3, wire.size() / 3 + 7, wire.size()};
+            for (const std::size_t end : cuts) {
+                while (pos < end) pos += c.handle_bytes(t0, std::span<const std::uint8_t>(wire.data() + pos, end - pos));
+                while (auto e = c.poll_event()) {
+                    if (e->type == ws::event_type::message || e->type == ws::event_type::ping) got.push_back(describe(*e));
+                    if (got.size() % every == 0) {
+                        if (shrink)
+                            c.shrink_buffers();
+                        else
+                            (void)c.read_buffer(c.read_buffer(0).size() + 1);  // more room: moves what is unread
+                    }
+                }
+            }
+            return got;
+        };
+        const transcript best = feed_split(make(), wire, {});
+        std::vector<std::string> msgs;
+        for (const auto& e : best.events)
+            if (e.rfind("text:", 0) == 0 || e.rfind("binary:", 0) == 0 || e.rfind("ping:", 0) == 0) msgs.push_back(e);
+        CHECK(msgs == expect);
+        CHECK(best.events.size() == expect.size());
+        {
+            const level_scope scalar(simd::level::none);
+            CHECK(feed_split(make(), wire, {}) == best);
+        }
+        for (const std::size_t every : {std::size_t{1}, std::size_t{7}, std::size_t{300}}) {
+            CAPTURE(every);
+            CHECK(disturbed(every, true) == expect);
+            CHECK(disturbed(every, false) == expect);
+        }
+    }
+}
+
 TEST_CASE("runs of small messages: the 64-byte edge, open code points at the end, and an error after a run") {
     // Payloads of 60..70 bytes ending in every prefix of a 4-byte code
     // point: complete is valid, cut is 1007, at every length around the

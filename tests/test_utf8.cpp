@@ -1412,13 +1412,16 @@ TEST_CASE("small_frames_avx512: runs of small frames against the scalar referenc
                 const std::size_t avail = r.below(2) ? wire.size() : wire.size() - static_cast<std::size_t>(r.below(wire.size() + 1));
                 const std::size_t max_len = r.below(8) == 0 ? static_cast<std::size_t>(r.below(65)) : 64;
                 const std::size_t max_bytes = r.below(8) == 0 ? static_cast<std::size_t>(r.below(200)) : 4096;
+                const std::size_t max_frames = r.below(8) == 0 ? static_cast<std::size_t>(r.below(4)) : 256;
 
-                // Reference: whole frames while each is one the run takes.
+                // Reference: whole frames while each is one the run takes,
+                // and the table of their lengths (| 0x80: text).
                 std::size_t expect = 0;
                 bytes unmasked = wire;
+                bytes expect_lens;
                 for (const auto& f : frames) {
                     const std::size_t hs = masked ? 6 : 2;
-                    if (avail - expect < hs || expect >= max_bytes) break;
+                    if (avail - expect < hs || expect >= max_bytes || expect_lens.size() == max_frames) break;
                     if ((f.b0 != 0x81 && f.b0 != 0x82) || f.masked != masked) break;
                     if (f.payload.size() > max_len || avail - expect - hs < f.payload.size()) break;
                     if (f.b0 == 0x81 && !ref_valid(f.payload)) {
@@ -1427,12 +1430,23 @@ TEST_CASE("small_frames_avx512: runs of small frames against the scalar referenc
                     }
                     std::copy(f.payload.begin(), f.payload.end(), unmasked.begin() + static_cast<std::ptrdiff_t>(expect + hs));
                     expect += hs + f.payload.size();
+                    expect_lens.push_back(static_cast<std::uint8_t>(f.payload.size() | (f.b0 == 0x81 ? 0x80 : 0)));
                 }
 
                 bytes buf(align + avail + 64, 0xEE);
                 std::copy(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail), buf.begin() + static_cast<std::ptrdiff_t>(align));
-                const std::size_t got = d::small_frames_avx512(buf.data() + align, avail, masked, max_len, max_bytes);
+                bytes lens(257, 0xEE);
+                bytes buf2 = buf;  // the same without a table: the same frames
+                const std::size_t got =
+                    d::small_frames_avx512(buf.data() + align, avail, masked, max_len, max_bytes, lens.data(), max_frames);
                 CHECK(got == expect);
+                CHECK(d::small_frames_avx512(buf2.data() + align, avail, masked, max_len, max_bytes, nullptr,
+                                             max_frames) == expect);
+                CHECK(buf2 == buf);
+                // One table entry per frame taken, nothing written past them.
+                CHECK(std::equal(expect_lens.begin(), expect_lens.end(), lens.begin()));
+                CHECK(std::all_of(lens.begin() + static_cast<std::ptrdiff_t>(expect_lens.size()), lens.end(),
+                                  [](std::uint8_t x) { return x == 0xEE; }));
                 // Taken frames unmasked, everything after untouched, nothing
                 // written outside [0, avail).
                 CHECK(std::equal(buf.begin() + static_cast<std::ptrdiff_t>(align), buf.begin() + static_cast<std::ptrdiff_t>(align + expect), unmasked.begin()));
@@ -1456,7 +1470,8 @@ TEST_CASE("small_frames_avx512: every two-byte pair, and every byte at every pos
         small_frame f{0x81, masked, payload, key};
         const bytes wire = wire_of(f);
         bytes buf = wire;
-        const std::size_t got = d::small_frames_avx512(buf.data(), buf.size(), masked, 64, 4096);
+        std::uint8_t lens[2] = {0, 0};
+        const std::size_t got = d::small_frames_avx512(buf.data(), buf.size(), masked, 64, 4096, lens, 1);
         const bool valid = ref_valid(payload);
         CHECK(got == (valid ? wire.size() : 0));
         if (!valid) CHECK(buf == wire);
@@ -1523,6 +1538,65 @@ TEST_CASE("unmask_validate: large chunks at every alignment and phase (the align
                 const bool ok = d::unmask_validate(buf.data() + align, t.size(), &key, phase, &v) && v.complete();
                 CHECK(ok == ref_valid(t));
                 if (ok) CHECK(std::equal(t.begin(), t.end(), buf.begin() + static_cast<std::ptrdiff_t>(align)));
+            }
+        }
+    }
+}
+
+TEST_CASE("unmask_validate: a code point, whole or broken, at every offset around the 4 KiB blocks of the fused loop") {
+    // fused_avx512 checks a block from the high nibbles it stored in pass
+    // 1, the byte before each vector's included: a sequence across a
+    // vector or block boundary needs the last nibbles of the previous
+    // vector or block. The blocks start at 64 + (bytes to the next 64-byte
+    // boundary): placed here by the buffer's alignment.
+    namespace d = tether::ws::detail;
+    const mask_key key{0xC5, 0x3A, 0x77, 0x0E};
+    const bytes seqs[] = {b({0xC3, 0xA9}), b({0xE2, 0x82, 0xAC}), b({0xF0, 0x9F, 0x98, 0x80}), b({0xED, 0x9F, 0xBF})};
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        for (std::size_t align = 0; align < 64; align += 9) {
+            const std::size_t head = 64 + ((64 - (align + 64) % 64) % 64);  // first block, for a 64-aligned buffer
+            for (const std::size_t boundary : {head, head + 64, head + d::fuse_block - 64, head + d::fuse_block,
+                                               head + 2 * d::fuse_block}) {
+                for (std::size_t at = boundary - 4; at <= boundary + 1; ++at) {
+                    for (const bytes& sq : seqs) {
+                        for (std::size_t broken = 0; broken <= sq.size() + 1; ++broken) {
+                            // broken == 0: whole; 1..size: byte broken-1
+                            // turned into ASCII (a cut sequence, or a
+                            // stray continuation); size + 1: the last byte
+                            // turned into a lead (two leads in a row).
+                            bytes t = cat(ascii(at, 'x'), sq);
+                            if (broken > sq.size())
+                                t[at + sq.size() - 1] = 0xC3;
+                            else if (broken)
+                                t[at + broken - 1] = 'q';
+                            t = cat(t, ascii(3 * d::fuse_block - t.size() % 64, 'y'));
+                            CAPTURE(align);
+                            CAPTURE(boundary);
+                            CAPTURE(at);
+                            CAPTURE(broken);
+                            // 64-aligned storage, the text at `align`.
+                            std::vector<std::uint64_t> store((align + t.size() + 127) / 8 + 8);
+                            auto* base = reinterpret_cast<std::uint8_t*>(store.data());
+                            base += (64 - reinterpret_cast<std::uintptr_t>(base) % 64) % 64 + 64 + align;
+                            // First ASCII text 64 bytes earlier: its scratch
+                            // lies 64 bytes earlier too (it follows the data
+                            // modulo 4 KiB), so the nibbles it leaves where
+                            // this call's scratch starts would be wrong here.
+                            std::fill(base - 64, base - 64 + t.size(), std::uint8_t{'y'});
+                            utf8_validator scrub;
+                            const bool scrub_ok = d::unmask_validate(base - 64, t.size(), nullptr, 0, &scrub);
+                            CHECK(scrub_ok);
+                            std::copy(t.begin(), t.end(), base);
+                            tether::ws::apply_mask(std::span<std::uint8_t>(base, t.size()), key, 0);
+                            utf8_validator v;
+                            const bool ok = d::unmask_validate(base, t.size(), &key, 0, &v) && v.complete();
+                            CHECK(ok == ref_valid(t));
+                            if (ok) CHECK(std::equal(t.begin(), t.end(), base));
+                        }
+                    }
+                }
             }
         }
     }

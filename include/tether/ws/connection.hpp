@@ -31,7 +31,9 @@
 // frame, a fragment, a larger or partial frame, invalid text — which the
 // general path then decides exactly as without the run. `ready_` counts
 // the bytes of the run; poll_event() hands its messages out one per call
-// by re-reading only their 2-byte headers. So the per-message cost is a
+// from the run's table of lengths (kept in input bytes already handed
+// out), not re-reading their headers: where message k+1 starts is then known without
+// waiting for a load of message k's header. So the per-message cost is a
 // few instructions, with no call and no kernel dispatch.
 //
 // Memory: 100,000 idle connections are the server's normal state, so an
@@ -469,6 +471,7 @@ private:
         if (in_begin_ == in_end_) {
             in_begin_ = in_end_ = 0;
         } else if (in_begin_ > 0 && in_.size() - in_end_ < want) {
+            run_at_ = no_run_table;  // the move overwrites it
             std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
             in_end_ -= in_begin_;
             in_begin_ = 0;
@@ -662,8 +665,15 @@ private:
             std::size_t max_len = detail::small_frame_max;
             if (max_message_bytes_ < max_len) max_len = max_message_bytes_;
             if (max_frame_buffer_ - hs < max_len) max_len = max_frame_buffer_ - hs;  // hs + len <= it, above
-            ready_ = static_cast<std::uint32_t>(
-                detail::small_frames_avx512(p, avail, masked, max_len, max_ready));
+            // The run's length table lives at the front of the input
+            // buffer, in bytes already handed out (their views ended with
+            // this call): no memory of its own. None when there are no such
+            // bytes (the first run after the buffer was emptied or moved):
+            // the hand-out then reads the headers.
+            const std::size_t table = in_begin_ < max_run_frames ? in_begin_ : max_run_frames;
+            run_at_ = table != 0 ? 0 : no_run_table;
+            ready_ = static_cast<std::uint32_t>(detail::small_frames_avx512(
+                p, avail, masked, max_len, max_ready, table != 0 ? in_.data() : nullptr, table != 0 ? table : max_ready));
             if (ready_ != 0) {
                 take_ready(out);
                 return true;
@@ -690,14 +700,20 @@ private:
     }
 
     // Hand out the next message of a run small_frames_avx512() took:
-    // whole, unmasked and checked already, so only the header is read again.
+    // whole, unmasked and checked already; its length and type come from
+    // the run's table, so finding the next message does not wait for a
+    // load of this one's header.
     void take_ready(std::optional<event>& out) noexcept {
         std::uint8_t* const p = in_.data() + in_begin_;
+        // No table (see whole_frame), or make_room() moved the unread
+        // bytes over it: the header says the same.
+        const std::uint8_t t = run_at_ < no_run_table ? in_.data()[run_at_++]
+                                                      : static_cast<std::uint8_t>((p[1] & 0x7F) | (p[0] & 1u) << 7);
         const std::size_t hs = role_ == role::server ? 6 : 2;
-        const std::size_t len = p[1] & 0x7F;
-        in_begin_ += hs + len;
+        const std::size_t len = t & 0x7F;
+        in_begin_ += static_cast<std::uint32_t>(hs + len);
         ready_ -= static_cast<std::uint32_t>(hs + len);
-        emit_message(out, p[0] == 0x81, {p + hs, len});
+        emit_message(out, (t & 0x80) != 0, {p + hs, len});
     }
 
     /// Read and vet the next header. Emits an event only on failure.
@@ -871,6 +887,10 @@ private:
     static constexpr std::size_t read_slack = 16u << 10;
     // Bound on one run of small messages (ready_ is 32 bits).
     static constexpr std::size_t max_ready = 4096;
+    // Bound on the messages of one run: its length table (see whole_frame).
+    static constexpr std::size_t max_run_frames = 256;
+    // run_at_ when the run has no table.
+    static constexpr std::uint16_t no_run_table = 0x8000;
 
     // Largest first, so that the bytes at the end pack without padding.
 
@@ -931,6 +951,10 @@ private:
     // relative to in_begin_, so make_room()'s move keeps it. (Fits in the
     // padding after the two 16-bit fields: sizeof does not grow.)
     std::uint32_t ready_ = 0;
+    // The next message of the run, as an index into its length table (at
+    // the front of in_), or no_run_table; meaningful while ready_ != 0.
+    // (In padding, as ready_.)
+    std::uint16_t run_at_ = 0;
 
     ws::role role_;
     ws::state st_ = state::handshake;

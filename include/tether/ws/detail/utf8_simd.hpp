@@ -392,6 +392,26 @@ TETHER_WS_TARGET_AVX512 inline __m512i z_check(const z_ctx& c, __m512i err, __m5
     return _mm512_ternarylogic_epi32(err, pair, must23, 0xF6);
 }
 
+// The high nibble of each byte of x (as the check's table index).
+TETHER_WS_TARGET_AVX512 inline __m512i z_high_nibbles(const z_ctx& c, __m512i x) noexcept {
+    return _mm512_and_si512(_mm512_srli_epi16(x, 4), c.low4);
+}
+
+// z_check() of the vector at p, the bytes before it loaded from
+// p - 3 .. p - 1, and the high nibbles of p[-1 .. 63] loaded from
+// h - 1 .. h + 63 (stored by z_high_nibbles), not computed again.
+TETHER_WS_TARGET_AVX512 inline __m512i z_check_nibbles(const z_ctx& c, __m512i err, const std::uint8_t* p,
+                                                       const std::uint8_t* h) noexcept {
+    const __m512i lo1 = _mm512_and_si512(z_load(p - 1), c.low4);
+    // 0x80: a & b & c; 0xA8: (a | b) & c; 0xF6: a | (b ^ c), as in z_check.
+    const __m512i pair = _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(c.t1, z_load(h - 1)),
+                                                   _mm512_shuffle_epi8(c.t2, lo1),
+                                                   _mm512_shuffle_epi8(c.t3, z_load(h)), 0x80);
+    const __m512i must23 = _mm512_ternarylogic_epi32(_mm512_subs_epu8(z_load(p - 2), c.ge_e0),
+                                                     _mm512_subs_epu8(z_load(p - 3), c.ge_f0), c.must_hi, 0xA8);
+    return _mm512_ternarylogic_epi32(err, pair, must23, 0xF6);
+}
+
 // The vector at p, the bytes before it loaded from p - 3 .. p - 1.
 TETHER_WS_TARGET_AVX512 inline __m512i z_check_at(const z_ctx& c, __m512i err, const std::uint8_t* p) noexcept {
     return z_check(c, err, z_load(p), z_load(p - 1), z_load(p - 2), z_load(p - 3));
