@@ -32,9 +32,10 @@
 // general path then decides exactly as without the run. `ready_` counts
 // the bytes of the run; poll_event() hands its messages out one per call
 // from the run's table of lengths (kept in input bytes already handed
-// out), not re-reading their headers: where message k+1 starts is then known without
-// waiting for a load of message k's header. So the per-message cost is a
-// few instructions, with no call and no kernel dispatch.
+// out), not by re-reading their headers: where message k+1 starts is then
+// known without waiting for a load of message k's header. So the
+// per-message cost is a few instructions, with no call and no kernel
+// dispatch.
 //
 // Memory: 100,000 idle connections are the server's normal state, so an
 // open connection keeps only what it needs: the run-time settings, not the

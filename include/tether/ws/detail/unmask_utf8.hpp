@@ -198,10 +198,9 @@ inline constexpr std::size_t small_frame_max = 64;
 // (whole frames). One call per run: the constants are set up once, and no
 // per-message call or dispatch remains.
 // lens[i] (unless lens is null) gets frame i's payload length, | 0x80 for
-// text: the hand-out
-// then reads each message's length from this table instead of from its
-// header, whose place is known only once the message before it is handed
-// out (a load on the critical path of every message).
+// text: the hand-out then reads each message's length from this table
+// instead of from its header, whose place is known only once the message
+// before it is handed out (a load on the critical path of every message).
 TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, std::size_t avail, bool masked,
                                                                std::size_t max_len, std::size_t max_bytes,
                                                                std::uint8_t* lens,
