@@ -1699,3 +1699,37 @@ TEST_CASE("unmask_validate: 2-byte text with a 3-byte sequence, valid or cut, at
     }
 }
 #endif
+
+// Fuzzing found (fuzz/regressions/frame_decoder/): a vector kernel leaves
+// a clean run's last 1-3 bytes "open" for the next run, and a byte that can
+// never start a code point (C0, C1, F5..FF) there was only reported when more
+// bytes came. A chunk that ends in one must fail at once (fail fast,
+// RFC 6455 §8.1), through every path: the fused AVX-512 and AVX2 loops,
+// their multiple-of-32 prefix, and the validator's own kernels.
+TEST_CASE("unmask_validate and feed fail at once on a chunk that ends in a byte no code point starts with") {
+    const tether::ws::mask_key key{0x12, 0x34, 0x56, 0x78};
+    for (const simd::level l : levels()) {
+        const level_scope scope(l);
+        CAPTURE(level_name(l));
+        for (const std::uint8_t bad : {std::uint8_t{0xC0}, std::uint8_t{0xC1}, std::uint8_t{0xF5}, std::uint8_t{0xFF}}) {
+            CAPTURE(int{bad});
+            for (std::size_t n = 1; n <= 300; ++n) {
+                CAPTURE(n);
+                bytes text(n, 'a');
+                if (n > 8) text[n / 2] = 0xC3, text[n / 2 + 1] = 0xA9;  // not all ASCII
+                text[n - 1] = bad;
+                for (const bool masked : {false, true}) {
+                    CAPTURE(masked);
+                    bytes wire = text;
+                    if (masked)
+                        for (std::size_t i = 0; i < n; ++i) wire[i] ^= key[i % 4];
+                    utf8_validator v;
+                    CHECK_FALSE(tether::ws::detail::unmask_validate(wire.data(), n, masked ? &key : nullptr, 0, &v));
+                    CHECK(v.failed());
+                }
+                utf8_validator v;
+                CHECK_FALSE(v.feed(text));
+            }
+        }
+    }
+}

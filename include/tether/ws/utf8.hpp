@@ -298,9 +298,15 @@ public:
     std::uint8_t pending_lead() const noexcept { return detail::utf8::state_lead(state_); }
     /// Resume after the kernel found [.., q) clean: q[-4..-1] must be part
     /// of that run.
-    void resume_after_clean_run(const std::uint8_t* q) noexcept {
+    /// Returns false when the run's open tail cannot start a code point
+    /// (a clean run may end in C0, C1 or F5..FF, which the kernel leaves to
+    /// the next run as "open"): the input is then invalid already, and the
+    /// caller must fail now, not when more bytes arrive (fail fast,
+    /// RFC 6455 §8.1).
+    [[nodiscard]] bool resume_after_clean_run(const std::uint8_t* q) noexcept {
         state_ = q[-1] < 0x80 ? detail::utf8::s_accept
                               : static_cast<std::uint8_t>(detail::utf8::state_after_run(q) & 63);
+        return state_ != detail::utf8::s_reject;
     }
 
 private:

@@ -349,9 +349,8 @@ inline std::size_t fused_prefix(std::uint8_t* p, std::size_t n, const mask_key* 
     const std::size_t m = n & ~std::size_t{31};
     const bool clean = key ? fused_avx2<true>(p, m, key_pattern(*key, phase), v.pending_lead())
                            : fused_avx2<false>(p, m, 0, v.pending_lead());
-    if (clean)
-        v.resume_after_clean_run(p + m);
-    else if (!v.feed(std::span<const std::uint8_t>(p, m)))  // the DFA places the error
+    if (clean ? !v.resume_after_clean_run(p + m)
+              : !v.feed(std::span<const std::uint8_t>(p, m)))  // the DFA places the error
         return n + 1;
     return m;
 }
@@ -372,10 +371,7 @@ inline bool unmask_validate(std::uint8_t* p, std::size_t n, const mask_key* key,
     if (v && n >= 64 && use_avx512()) {
         const bool clean = key ? fused_avx512<true>(p, n, key_pattern(*key, phase), v->pending_lead())
                                : fused_avx512<false>(p, n, 0, v->pending_lead());
-        if (clean) {
-            v->resume_after_clean_run(p + n);
-            return true;
-        }
+        if (clean) return v->resume_after_clean_run(p + n);
         return v->feed(std::span<const std::uint8_t>(p, n));  // the DFA places the error
     }
     if (v && n >= 32 && use_fused()) {
