@@ -229,6 +229,8 @@ public:
     /// Copy bytes in. Returns how many were taken: all of them unless the
     /// input bound was reached, in which case drain poll_event() and call
     /// again with the rest. Bytes after `closed` are ignored (and taken).
+    /// Data frames are unmasked and checked during the copy where they can
+    /// be (see copy_decode): one pass over the data instead of two.
     std::size_t handle_bytes(time_point now, std::span<const std::uint8_t> bytes) {
         if (st_ == state::closed) return bytes.size();
         std::size_t taken = 0;
@@ -236,7 +238,8 @@ public:
             auto room = read_buffer(bytes.size() - taken);
             if (room.empty()) break;
             const std::size_t n = room.size() < bytes.size() - taken ? room.size() : bytes.size() - taken;
-            std::memcpy(room.data(), bytes.data() + taken, n);
+            const std::size_t decoded = copy_decode(room.data(), bytes.data() + taken, n);
+            if (decoded < n) std::memcpy(room.data() + decoded, bytes.data() + taken + decoded, n - decoded);
             handle_read(now, n);
             taken += n;
         }
@@ -469,13 +472,18 @@ private:
     std::size_t input_limit() const noexcept { return input_limit_; }
 
     void make_room(std::size_t want) {
-        if (in_begin_ == in_end_) {
+        // The header of an in-place message under way stays in front of
+        // it: copy_decode() may turn the message into the first of a run,
+        // which take_ready() hands out from its header.
+        const std::uint32_t keep = in_frame_ && in_place_ && !is_control(fh_.op) ? fh_.header_size : 0;
+        const std::uint32_t from = in_begin_ - keep;
+        if (in_begin_ == in_end_ && keep == 0) {
             in_begin_ = in_end_ = 0;
-        } else if (in_begin_ > 0 && in_.size() - in_end_ < want) {
+        } else if (from > 0 && (in_begin_ == in_end_ || in_.size() - in_end_ < want)) {
             run_at_ = no_run_table;  // the move overwrites it
-            std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
-            in_end_ -= in_begin_;
-            in_begin_ = 0;
+            std::memmove(in_.data(), in_.data() + from, in_end_ - from);
+            in_end_ -= from;
+            in_begin_ = keep;
         }
         if (in_.size() - in_end_ >= want) return;
         std::size_t cap = in_.size() ? in_.size() * 2 : 4096;
@@ -512,6 +520,8 @@ private:
         deadline_ = never;
         in_begin_ = in_end_ = 0;
         ready_ = 0;
+        in_frame_ = false;
+        tail_ = false;
         closed_pending_ = true;
         closed_code_ = code;
         closed_reason_ = why;
@@ -635,7 +645,7 @@ private:
     /// — including every violation — so both give identical results.
     bool whole_frame(std::optional<event>& out) {
         const std::size_t avail = in_end_ - in_begin_;
-        if (avail < 2 || in_msg_state_ != message_state::idle) return false;
+        if (avail < 2 || in_msg_state_ != message_state::idle || tail_) return false;
         std::uint8_t* const p = in_.data() + in_begin_;
         const std::uint8_t b0 = p[0];
         const std::uint8_t b1 = p[1];
@@ -700,25 +710,155 @@ private:
         return true;
     }
 
-    // Hand out the next message of a run small_frames_avx512() took:
-    // whole, unmasked and checked already; its length and type come from
-    // the run's table, so finding the next message does not wait for a
-    // load of this one's header.
+    // Hand out the next message of a run small_frames_avx512() or
+    // copy_decode() took: whole, unmasked and checked already. For a run of
+    // small messages its length and type come from the run's table, so
+    // finding the next message does not wait for a load of this one's
+    // header.
     void take_ready(std::optional<event>& out) noexcept {
         std::uint8_t* const p = in_.data() + in_begin_;
-        // No table (see whole_frame), or make_room() moved the unread
-        // bytes over it: the header says the same.
-        const std::uint8_t t = run_at_ < no_run_table ? in_.data()[run_at_++]
-                                                      : static_cast<std::uint8_t>((p[1] & 0x7F) | (p[0] & 1u) << 7);
-        const std::size_t hs = role_ == role::server ? 6 : 2;
-        const std::size_t len = t & 0x7F;
+        std::size_t hs = role_ == role::server ? 6 : 2;
+        std::size_t len;
+        bool text;
+        if (run_at_ < no_run_table) {
+            const std::uint8_t t = in_.data()[run_at_++];
+            len = t & 0x7F;
+            text = (t & 0x80) != 0;
+        } else {
+            // No table (see whole_frame), or make_room() moved the unread
+            // bytes over it, or copy_decode() took the run: the header says
+            // the same, and it was checked when the run was taken.
+            len = p[1] & 0x7F;
+            text = (p[0] & 1) != 0;
+            if (len >= 126) [[unlikely]] {
+                if (len == 126) {
+                    len = std::size_t{p[2]} << 8 | p[3];
+                    hs += 2;
+                } else {
+                    len = 0;
+                    for (int i = 2; i < 10; ++i) len = len << 8 | p[i];
+                    hs += 8;
+                }
+            }
+        }
         in_begin_ += static_cast<std::uint32_t>(hs + len);
         ready_ -= static_cast<std::uint32_t>(hs + len);
-        emit_message(out, (t & 0x80) != 0, {p + hs, len});
+        emit_message(out, text, {p + hs, len});
+    }
+
+    // Called by handle_bytes() for n bytes about to be copied from src to
+    // dst (= the end of the input buffer): unmask and check data frames
+    // while copying them, where poll_event() would otherwise do it in
+    // place afterwards — a second pass over the bytes, from L2 or memory
+    // for a large read. Returns how many bytes it wrote to dst (and took
+    // into account); the caller copies the rest as they are, for
+    // poll_event() to decide as ever.
+    //
+    // Only what the general path would take without a word is taken here,
+    // so that every event, and the order of events, is the one poll_event()
+    // gives for the same bytes read in. Every byte in the buffer must be
+    // accounted for already: a run of ready messages, then possibly one
+    // in-place message whose payload has only partly arrived, all of which
+    // is unmasked and checked — either the frame under way (start_frame()
+    // vetted its header) or the tail of the run (`tail_`, vetted here).
+    // That message goes on with the same validator; once whole and valid it
+    // joins the run. Then whole single-frame text or binary messages that
+    // fit the zero-copy window join the run, and the last one, if only its
+    // start is here, becomes the tail. Anything else — a control frame, a
+    // fragment, a frame bigger than the window, invalid or incomplete
+    // UTF-8, a violation — ends it, and that frame is left as it came.
+    // Invalid text in the message under way leaves its validator failed,
+    // and advance_in_place() fails the connection with 1007 at the next
+    // poll_event(), as it would have.
+    std::size_t copy_decode(std::uint8_t* dst, const std::uint8_t* src, std::size_t n) noexcept {
+        if (st_ != state::open && st_ != state::closing) return 0;
+        std::size_t at = 0;
+        if (in_frame_ || tail_) {
+            // A control frame under way (in_place_ then tells of the last
+            // data frame), or a message streamed into msg_: not ours.
+            if (in_frame_ && (is_control(fh_.op) || !in_place_)) return 0;
+            // Where its next byte goes: in_begin_ is at the payload of the
+            // frame under way (no run then), the tail follows the run.
+            const std::size_t next =
+                in_frame_ ? in_begin_ + frame_done_ : in_begin_ + ready_ + fh_.header_size + frame_done_;
+            if (next != in_end_ || (in_frame_ && ready_ != 0)) return 0;
+            const std::uint64_t left = fh_.payload_size - frame_done_;
+            at = left < n ? static_cast<std::size_t>(left) : n;
+            if (!detail::copy_unmask_validate(dst, src, at, fh_.masked ? &fh_.mask : nullptr, frame_done_ % 4,
+                                              msg_is_text_ ? &utf8_ : nullptr))
+                return 0;
+            frame_done_ += at;
+            if (frame_done_ < fh_.payload_size) return at;
+            if (msg_is_text_ && !utf8_.complete()) return at;  // advance_in_place() fails it
+            // Whole and valid: the first (or next) message of the run, its
+            // header in front of it (make_room() keeps it there).
+            if (in_frame_) {
+                in_begin_ -= fh_.header_size;
+                in_frame_ = false;
+            }
+            tail_ = false;
+            ready_ += static_cast<std::uint32_t>(fh_.header_size + fh_.payload_size);
+            run_at_ = no_run_table;
+        } else if (in_msg_state_ != message_state::idle || in_begin_ + ready_ != in_end_) {
+            return 0;
+        }
+        bool took = false;
+        while (n - at >= 2) {
+            const std::uint8_t* const f = src + at;
+            // FIN set, RSV clear, opcode text or binary, masked as the role
+            // wants (RFC 6455 §5.1), minimal length (§5.2), within the
+            // bounds: then start_frame() would take it without a word.
+            if (f[0] != 0x81 && f[0] != 0x82) break;
+            frame_header h;
+            const auto r = parse_frame_header({f, n - at}, role_, h);
+            if (r.status != header_status::ok) break;
+            const std::size_t hs = h.header_size;
+            if (h.payload_size > max_message_bytes_ || hs + h.payload_size > max_frame_buffer_) break;
+            const std::size_t len = static_cast<std::size_t>(h.payload_size);
+#if TETHER_WS_UTF8_SIMD
+            // A run of chat-sized messages is taken by small_frames_avx512()
+            // in poll_event() (the per-message setup here costs more).
+            if (len <= detail::small_frame_max && detail::use_avx512()) break;
+#endif
+            const bool text = f[0] == 0x81;
+            const std::size_t have = n - at - hs < len ? n - at - hs : len;
+            if (have == 0) break;  // nothing of the payload yet: no tail
+            utf8_validator v;
+            std::memcpy(dst + at, f, hs);
+            if (!detail::copy_unmask_validate(dst + at + hs, f + hs, have, h.masked ? &h.mask : nullptr, 0,
+                                              text ? &v : nullptr))
+                break;  // the caller copies the frame again, as it came
+            if (have < len) {
+                // The tail: the rest comes with the next bytes.
+                fh_ = h;
+                frame_done_ = have;
+                msg_is_text_ = text;
+                utf8_ = v;
+                tail_ = true;
+                at += hs + have;
+                break;
+            }
+            if (!v.complete()) break;
+            at += hs + len;
+            ready_ += static_cast<std::uint32_t>(hs + len);
+            took = true;
+        }
+        if (took) run_at_ = no_run_table;  // a table, if any, covers only the messages before these
+        return at;
     }
 
     /// Read and vet the next header. Emits an event only on failure.
     void start_frame(std::optional<event>& out) {
+        if (tail_) {
+            // copy_decode() vetted this header as start_frame() would and
+            // went ahead with its payload (fh_, frame_done_, utf8_).
+            tail_ = false;
+            msg_is_text_ = fh_.op == opcode::text;
+            in_place_ = true;
+            in_begin_ += fh_.header_size;
+            in_frame_ = true;
+            return;
+        }
         const auto r = parse_frame_header(unread(), role_, fh_);
         if (r.status == header_status::need_more) return;
         if (r.status == header_status::invalid) return fail(out, r.code, r.why);
@@ -946,11 +1086,13 @@ private:
     small_string subprotocol_;
     close_code closed_code_ = close_code::none;
     std::uint16_t closed_status_ = 0;
-    // Bytes at in_begin_ that are a run of whole small messages, unmasked
-    // and checked already (see whole_frame); each poll_event() hands out
-    // one. Non-zero only while open or closing with no frame under way;
-    // relative to in_begin_, so make_room()'s move keeps it. (Fits in the
-    // padding after the two 16-bit fields: sizeof does not grow.)
+    // Bytes that are a run of whole messages, unmasked and checked already
+    // (see whole_frame and copy_decode); each poll_event() hands out one.
+    // The run starts at in_begin_, or after the in-place message under way
+    // (copy_decode), which poll_event() hands out first. Non-zero only
+    // while open or closing; relative to in_begin_, so make_room()'s move
+    // keeps it. (Fits in the padding after the two 16-bit fields: sizeof
+    // does not grow.)
     std::uint32_t ready_ = 0;
     // The next message of the run, as an index into its length table (at
     // the front of in_), or no_run_table; meaningful while ready_ != 0.
@@ -959,8 +1101,11 @@ private:
 
     ws::role role_;
     ws::state st_ = state::handshake;
-    bool auto_pong_;
-    bool validate_outgoing_utf8_;
+    bool auto_pong_ : 1;
+    bool validate_outgoing_utf8_ : 1;
+    // The run is followed by a message copy_decode() started (see there).
+    // (Bit-fields: sizeof does not grow.)
+    bool tail_ : 1 = false;
     bool in_frame_ = false;
     bool in_place_ = false;
     message_state in_msg_state_ = message_state::idle;
