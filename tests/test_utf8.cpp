@@ -1379,12 +1379,40 @@ bytes wire_of(const small_frame& f) {
     return cat(w, p);
 }
 
+// The copying form of small_frames_avx512 on `in` (its avail bytes), read
+// from src_align in a buffer of exactly that size (ASan sees a read past
+// it) and written to dst_align in one filled with random bytes: checks
+// that src is unchanged and that nothing of dst outside the bytes taken
+// is written; returns the count and the bytes taken as written.
+std::size_t copy_run(tether::rng& r, const bytes& in, std::size_t src_align, std::size_t dst_align, bool masked,
+                     std::size_t max_len, std::size_t max_bytes, std::uint8_t* lens, std::size_t max_frames,
+                     bytes& taken) {
+    bytes src(src_align + in.size());
+    r.fill(std::span<std::uint8_t>(src));
+    std::copy(in.begin(), in.end(), src.begin() + static_cast<std::ptrdiff_t>(src_align));
+    const bytes src0 = src;
+    bytes dst(dst_align + in.size() + 64);
+    r.fill(std::span<std::uint8_t>(dst));
+    const bytes dst0 = dst;
+    const std::size_t got = tether::ws::detail::small_frames_avx512(dst.data() + dst_align, src.data() + src_align,
+                                                                    in.size(), masked, max_len, max_bytes, lens,
+                                                                    max_frames);
+    CHECK(src == src0);
+    REQUIRE(got <= in.size());
+    const auto end = static_cast<std::ptrdiff_t>(dst_align + got);
+    CHECK(std::equal(dst.begin(), dst.begin() + static_cast<std::ptrdiff_t>(dst_align), dst0.begin()));
+    CHECK(std::equal(dst.begin() + end, dst.end(), dst0.begin() + end));
+    taken.assign(dst.begin() + static_cast<std::ptrdiff_t>(dst_align), dst.begin() + end);
+    return got;
+}
+
 }  // namespace
 
 TEST_CASE("small_frames_avx512: runs of small frames against the scalar reference, every length and alignment") {
     namespace d = tether::ws::detail;
     if (simd::best_supported() < simd::level::avx512) return;  // nothing to test on this CPU
     tether::rng r(0x736d616c);
+    tether::rng fill(0x66696c6c);  // the copying form's buffers (r's sequence as before)
     std::size_t taken_all = 0, stopped_utf8 = 0;
     for (const bool masked : {true, false}) {
         for (std::size_t len = 0; len <= 70; ++len) {
@@ -1453,6 +1481,20 @@ TEST_CASE("small_frames_avx512: runs of small frames against the scalar referenc
                 CHECK(std::equal(buf.begin() + static_cast<std::ptrdiff_t>(align + expect), buf.begin() + static_cast<std::ptrdiff_t>(align + avail), wire.begin() + static_cast<std::ptrdiff_t>(expect)));
                 CHECK(std::all_of(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(align), [](std::uint8_t x) { return x == 0xEE; }));
                 CHECK(std::all_of(buf.begin() + static_cast<std::ptrdiff_t>(align + avail), buf.end(), [](std::uint8_t x) { return x == 0xEE; }));
+                // The copying form, src and dst at other alignments (never
+                // equal: 28 * align + 17 is odd): the same count and table,
+                // and dst holds what the in-place form left in its buffer
+                // for the frames taken (headers as they came, payloads
+                // unmasked), nothing written past them.
+                const bytes in(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail));
+                bytes copy_lens(257, 0xEE), taken;
+                const std::size_t dst_align = (align * 29 + 17) % 64;
+                CHECK(copy_run(fill, in, align, dst_align, masked, max_len, max_bytes, copy_lens.data(), max_frames, taken) ==
+                      expect);
+                CHECK(copy_lens == lens);
+                CHECK(std::equal(taken.begin(), taken.end(), buf.begin() + static_cast<std::ptrdiff_t>(align)));
+                CHECK(copy_run(fill, in, dst_align, align, masked, max_len, max_bytes, nullptr, max_frames, taken) == expect);
+                CHECK(std::equal(taken.begin(), taken.end(), buf.begin() + static_cast<std::ptrdiff_t>(align)));
                 taken_all += expect != 0;
             }
         }
@@ -1466,6 +1508,7 @@ TEST_CASE("small_frames_avx512: every two-byte pair, and every byte at every pos
     namespace d = tether::ws::detail;
     if (simd::best_supported() < simd::level::avx512) return;
     const mask_key key{0x91, 0x03, 0x7E, 0xC5};
+    tether::rng fill(0x636f7079);  // the copying form's buffers
     auto one = [&](const bytes& payload, bool masked) {
         small_frame f{0x81, masked, payload, key};
         const bytes wire = wire_of(f);
@@ -1475,6 +1518,12 @@ TEST_CASE("small_frames_avx512: every two-byte pair, and every byte at every pos
         const bool valid = ref_valid(payload);
         CHECK(got == (valid ? wire.size() : 0));
         if (!valid) CHECK(buf == wire);
+        // The copying form: the same, written to another buffer.
+        bytes taken;
+        std::uint8_t copy_lens[2] = {0, 0};
+        CHECK(copy_run(fill, wire, 0, 5, masked, 64, 4096, copy_lens, 1, taken) == got);
+        CHECK(std::equal(taken.begin(), taken.end(), buf.begin()));
+        CHECK(copy_lens[0] == lens[0]);
     };
     // Every pair of bytes, alone, after ASCII, and ending a 64-byte payload
     // (the open-tail test of a full vector).

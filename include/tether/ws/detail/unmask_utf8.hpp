@@ -189,24 +189,33 @@ __attribute__((target("avx2"))) inline bool fused_avx2(std::uint8_t* p, const st
 inline constexpr std::size_t small_frame_max = 64;
 
 // A run of small whole messages, as a read of chat traffic holds hundreds
-// of them: from p (a frame header, at most `avail` bytes there), take each
+// of them: from src (a frame header, at most `avail` bytes there), take each
 // frame that is FIN text or binary, masked exactly when `masked`, with a
 // 7-bit length <= max_len (<= small_frame_max), whose payload is all
-// there and, for text, valid UTF-8 on its own; unmask it in place; stop
-// before the first frame that is anything else, leaving that one
-// untouched (it is checked and unmasked after the load, stored only if
-// valid, so the general path sees it exactly as it arrived), or once
-// max_bytes are taken or max_frames frames. Returns the bytes taken
+// there and, for text, valid UTF-8 on its own; write it unmasked to dst
+// at the same offset; stop before the first frame that is anything else,
+// or once max_bytes are taken or max_frames frames. Returns the bytes taken
 // (whole frames). One call per run: the constants are set up once, and no
 // per-message call or dispatch remains.
+// Copy false (dst == src, in place): only the payloads of masked frames
+// are stored; headers and the frame it stops before are left as they
+// arrived (a frame is checked and unmasked after the load, stored only if
+// valid, so the general path sees it exactly as it arrived).
+// Copy true (dst and src do not overlap): each frame taken is written to
+// dst, its header verbatim and its payload unmasked; nothing at or past
+// dst + (the return value) is written: the caller copies the rest as it
+// is. This folds the copy into the kernel's own pass (the recv buffer to
+// the connection's buffer): it loads and stores every payload byte anyway,
+// the header is one more masked store.
 // lens[i] (unless lens is null) gets frame i's payload length, | 0x80 for
 // text: the hand-out then reads each message's length from this table
 // instead of from its header, whose place is known only once the message
 // before it is handed out (a load on the critical path of every message).
-TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, std::size_t avail, bool masked,
-                                                               std::size_t max_len, std::size_t max_bytes,
-                                                               std::uint8_t* lens,
-                                                               std::size_t max_frames) noexcept {
+template <bool Copy>
+TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512_run(std::uint8_t* dst, const std::uint8_t* src,
+                                                                   std::size_t avail, bool masked, std::size_t max_len,
+                                                                   std::size_t max_bytes, std::uint8_t* lens,
+                                                                   std::size_t max_frames) noexcept {
     namespace s = utf8_simd;
     s::z_ctx c = s::z_make_ctx();
     s::z_pin(c);
@@ -215,18 +224,18 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
     const __m512i zero = _mm512_setzero_si512();
     const s::z_two_ctx two = s::z_two_make();
     const std::size_t hs = masked ? 6 : 2;
+    const __mmask32 head_mask = masked ? 0x3F : 0x03;
     const std::uint8_t mask_bit = masked ? 0x80 : 0x00;
     std::size_t at = 0;
     for (std::size_t count = 0; avail - at >= hs && at < max_bytes && count < max_frames; ++count) {
-        std::uint8_t* const f = p + at;
+        const std::uint8_t* const f = src + at;
         const std::uint8_t b0 = f[0];
         if (static_cast<std::uint8_t>(b0 - 0x81) > 1) break;  // 0x81 text or 0x82 binary
         // The mask bit flipped to 0 when right: a wrong one makes it > 127.
         const std::size_t len = static_cast<std::uint8_t>(f[1] ^ mask_bit);
         if (len > max_len || avail - at - hs < len) break;
-        std::uint8_t* const payload = f + hs;
         const __mmask64 m = _bzhi_u64(~std::uint64_t{0}, static_cast<unsigned>(len));  // len 64: all
-        __m512i x = _mm512_maskz_loadu_epi8(m, payload);
+        __m512i x = _mm512_maskz_loadu_epi8(m, f + hs);
         if (masked) {
             std::uint32_t k32;
             std::memcpy(&k32, f + 2, 4);
@@ -242,33 +251,60 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, 
         if (b0 == 0x81 && !(s::z_two_byte(two, x, 0, open_end) && open_end == 0) &&
             s::z_any(s::z_check_regs(c, _mm512_subs_epu8(x, tail_max), zero, x)))
             break;
-        if (masked) _mm512_mask_storeu_epi8(payload, m, x);
+        if constexpr (Copy) {
+            // The header: one masked load and store of hs bytes. Measured
+            // against the alternatives: two or three scalar copies cost
+            // ~1.2 ns more per 70-byte frame (the store port), a 512-bit
+            // one ~0.4 ns (a line split more often); a 128-bit one costs
+            // the same but crashes clang 14's back end under
+            // -fsanitize=address,undefined ("cannot emit physreg copy").
+            _mm256_mask_storeu_epi8(dst + at, head_mask, _mm256_maskz_loadu_epi8(head_mask, f));
+            _mm512_mask_storeu_epi8(dst + at + hs, m, x);
+        } else if (masked) {
+            _mm512_mask_storeu_epi8(dst + at + hs, m, x);
+        }
         if (lens) lens[count] = static_cast<std::uint8_t>(len | (b0 & 1u) << 7);  // 0x81: text
         at += hs + len;
     }
     return at;
 }
 
-// Unmask (Masked) and check [src, src + n), n >= 64, as the continuation of
-// a stream whose pending state is `lead`, storing the result to p (Copy;
-// otherwise src == p and an unmasked chunk is not stored). Two passes per fuse_block: XOR and
-// store the block, and store the high nibbles of its bytes in a scratch
-// block; then the full check of every vector, from memory (L1), with the
-// bytes before it loaded at -1..-3 and the high nibbles of the vector and
-// of the bytes before it loaded from the scratch block: unaligned loads go
-// to the two load ports, where the register shuffles of a one-pass loop
-// would queue on the single shuffle port behind the three table lookups,
-// and each high nibble is computed once instead of twice (as the byte
-// and as the byte before the next one: 2 of the check's 14 vector ALU
-// operations). Measured in L1 on the AVX-512 Xeon: 10.0 -> 7.2 cycles per
-// 64 bytes. (A cheap exact test for text of 1- and 2-byte sequences, as
-// small_frames_avx512 uses, costs more than it saves here: its mask
-// compares and mask-to-GPR moves issue ~25 operations per vector.) The
-// block's stores are long retired when its first vector is read back, so
-// nothing waits on store forwarding. (Copying, pass 1 reads the caller's
-// bytes and pass 2 still checks what it stored, from L1: the copy into the
-// input buffer and the check are then one pass over the data from memory.)
-// True: no flag (valid up to a sequence left open at the end); false:
+// In place: p is both src and dst.
+TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* p, std::size_t avail, bool masked,
+                                                               std::size_t max_len, std::size_t max_bytes,
+                                                               std::uint8_t* lens,
+                                                               std::size_t max_frames) noexcept {
+    return small_frames_avx512_run<false>(p, p, avail, masked, max_len, max_bytes, lens, max_frames);
+}
+
+// Copying: [src, src + avail), [dst, dst + avail) and the lens table must
+// not overlap.
+TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* dst, const std::uint8_t* src,
+                                                               std::size_t avail, bool masked, std::size_t max_len,
+                                                               std::size_t max_bytes, std::uint8_t* lens,
+                                                               std::size_t max_frames) noexcept {
+    return small_frames_avx512_run<true>(dst, src, avail, masked, max_len, max_bytes, lens, max_frames);
+}
+
+// Unmask (Masked) and check [src, src + n), n >= 64, as the continuation of a
+// stream whose pending state is `lead`, storing the result to p (Copy;
+// otherwise src == p and an unmasked chunk is not stored). Two passes per
+// fuse_block: XOR and store the block, and store the high nibbles of its bytes
+// in a scratch block; then the full check of every vector, from memory (L1),
+// with the bytes before it loaded at -1..-3 and the high nibbles of the vector
+// and of the bytes before it loaded from the scratch block: unaligned loads go
+// to the two load ports, where the register shuffles of a one-pass loop would
+// queue on the single shuffle port behind the three table lookups, and each
+// high nibble is computed once instead of twice (as the byte and as the byte
+// before the next one: 2 of the check's 14 vector ALU operations). Measured in
+// L1 on the AVX-512 Xeon: 10.0 -> 7.2 cycles per 64 bytes. (A cheap exact test
+// for text of 1- and 2-byte sequences, as small_frames_avx512 uses, costs more
+// than it saves here: its mask compares and mask-to-GPR moves issue ~25
+// operations per vector.) The block's stores are long retired when its first
+// vector is read back, so nothing waits on store forwarding. (Copying, pass 1
+// reads the caller's bytes and pass 2 still checks what it stored, from L1: the
+// copy into the input buffer and the check are then one pass over the data from
+// memory.) True: no flag (valid up to a sequence left open at the end); false:
 // flagged, and the whole range is unmasked (and copied) all the same.
 inline constexpr std::size_t align_min = 4096;
 
