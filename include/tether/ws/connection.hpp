@@ -477,13 +477,15 @@ private:
         // which take_ready() hands out from its header.
         const std::uint32_t keep = in_frame_ && in_place_ && !is_control(fh_.op) ? fh_.header_size : 0;
         const std::uint32_t from = in_begin_ - keep;
-        if (in_begin_ == in_end_ && keep == 0) {
-            in_begin_ = in_end_ = 0;
-        } else if (from > 0 && (in_begin_ == in_end_ || in_.size() - in_end_ < want)) {
-            run_at_ = no_run_table;  // the move overwrites it
-            std::memmove(in_.data(), in_.data() + from, in_end_ - from);
-            in_end_ -= from;
-            in_begin_ = keep;
+        // Unread bytes start over at run_table_room where the buffer has
+        // the room: a run's length table goes in front of it.
+        const std::size_t unread_bytes = in_end_ - from;
+        const std::uint32_t base = in_.size() >= run_table_room + unread_bytes + want ? run_table_room : 0;
+        if (from > base && (unread_bytes == 0 || in_.size() - in_end_ < want)) {
+            run_at_ = no_run_table;  // the move may overwrite it
+            if (unread_bytes) std::memmove(in_.data() + base, in_.data() + from, unread_bytes);
+            in_end_ = static_cast<std::uint32_t>(base + unread_bytes);
+            in_begin_ = base + keep;
         }
         if (in_.size() - in_end_ >= want) return;
         std::size_t cap = in_.size() ? in_.size() * 2 : 4096;
@@ -773,6 +775,12 @@ private:
     std::size_t copy_decode(std::uint8_t* dst, const std::uint8_t* src, std::size_t n) noexcept {
         if (st_ != state::open && st_ != state::closing) return 0;
         std::size_t at = 0;
+        // A run that starts in this call may have a table of its lengths,
+        // as in whole_frame, in the bytes in front of it: the message that
+        // joins it first (if small) and then one small_frames_avx512 call.
+        // A run is handed out by its table or by its headers, not a mix:
+        // anything after that call ends it here.
+        std::size_t tabled = ready_ == 0 ? 0 : no_table;
         if (in_frame_ || tail_) {
             // A control frame under way (in_place_ then tells of the last
             // data frame), or a message streamed into msg_: not ours.
@@ -799,11 +807,17 @@ private:
             tail_ = false;
             ready_ += static_cast<std::uint32_t>(fh_.header_size + fh_.payload_size);
             run_at_ = no_run_table;
+            if (tabled == 0 && fh_.payload_size < 126 && in_begin_ != 0) {
+                in_.data()[0] = static_cast<std::uint8_t>(fh_.payload_size | (msg_is_text_ ? 0x80u : 0u));
+                run_at_ = 0;
+                tabled = 1;
+            } else {
+                tabled = no_table;
+            }
         } else if (in_msg_state_ != message_state::idle || in_begin_ + ready_ != in_end_) {
             return 0;
         }
-        bool took = false;
-        while (n - at >= 2) {
+        while (n - at >= 2 && tabled != table_closed) {
             const std::uint8_t* const f = src + at;
             // FIN set, RSV clear, opcode text or binary, masked as the role
             // wants (RFC 6455 §5.1), minimal length (§5.2), within the
@@ -816,9 +830,28 @@ private:
             if (h.payload_size > max_message_bytes_ || hs + h.payload_size > max_frame_buffer_) break;
             const std::size_t len = static_cast<std::size_t>(h.payload_size);
 #if TETHER_WS_UTF8_SIMD
-            // A run of chat-sized messages is taken by small_frames_avx512()
-            // in poll_event() (the per-message setup here costs more).
-            if (len <= detail::small_frame_max && detail::use_avx512()) break;
+            if (len <= detail::small_frame_max && detail::use_avx512()) {
+                // Chat traffic: the whole run of small messages in one call.
+                std::size_t max_len = detail::small_frame_max;
+                if (max_message_bytes_ < max_len) max_len = max_message_bytes_;
+                if (max_frame_buffer_ - hs < max_len) max_len = max_frame_buffer_ - hs;
+                const std::size_t room = in_begin_ < max_run_frames ? in_begin_ : max_run_frames;
+                const bool table = tabled != no_table && room > tabled;
+                const std::size_t k = detail::small_frames_avx512(dst + at, src + at, n - at, h.masked, max_len,
+                                                                  n - at, table ? in_.data() + tabled : nullptr,
+                                                                  table ? room - tabled : n);
+                if (k == 0) break;  // invalid text: the general path decides it
+                at += k;
+                ready_ += static_cast<std::uint32_t>(k);
+                if (table) {
+                    run_at_ = 0;
+                    tabled = table_closed;
+                } else {
+                    run_at_ = no_run_table;
+                    tabled = no_table;
+                }
+                continue;
+            }
 #endif
             const bool text = f[0] == 0x81;
             const std::size_t have = n - at - hs < len ? n - at - hs : len;
@@ -841,9 +874,9 @@ private:
             if (!v.complete()) break;
             at += hs + len;
             ready_ += static_cast<std::uint32_t>(hs + len);
-            took = true;
+            run_at_ = no_run_table;  // headers from here on
+            tabled = no_table;
         }
-        if (took) run_at_ = no_run_table;  // a table, if any, covers only the messages before these
         return at;
     }
 
@@ -1029,9 +1062,15 @@ private:
     // Bound on one run of small messages (ready_ is 32 bits).
     static constexpr std::size_t max_ready = 4096;
     // Bound on the messages of one run: its length table (see whole_frame).
-    static constexpr std::size_t max_run_frames = 256;
+    static constexpr std::size_t max_run_frames = 1024;
+    // Where make_room() starts the unread bytes over, room permitting: the
+    // length table of a run at the start of the buffer fits in front.
+    static constexpr std::uint32_t run_table_room = max_run_frames;
     // run_at_ when the run has no table.
     static constexpr std::uint16_t no_run_table = 0x8000;
+    // copy_decode(): the run has no table / its table is complete.
+    static constexpr std::size_t no_table = ~std::size_t{0};
+    static constexpr std::size_t table_closed = no_table - 1;
 
     // Largest first, so that the bytes at the end pack without padding.
 
