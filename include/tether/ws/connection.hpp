@@ -29,8 +29,8 @@
 // and UTF-8 check of each payload in one 64-byte register; see
 // detail::small_frames_avx512), stopping before anything else — a control
 // frame, a fragment, a larger or partial frame, invalid text — which the
-// general path then decides exactly as without the run. `ready_` counts
-// the bytes of the run; poll_event() hands its messages out one per call
+// general path then decides exactly as without the run. The run ends at
+// `run_end_`; poll_event() hands its messages out one per call
 // from the run's table of lengths (kept in input bytes already handed
 // out), not by re-reading their headers: where message k+1 starts is then
 // known without waiting for a load of message k's header. So the
@@ -371,12 +371,14 @@ public:
     /// more input arrives. Views in the event are valid until the next call
     /// on this connection.
     std::optional<event> poll_event() {
-        // One std::optional, built in place (named return value) and filled
-        // where the event is decided: a message is never copied on its way out.
+        // The next message of a run, built in the caller's std::optional
+        // (returned as a prvalue: elided).
+        if (run_end_ > in_begin_) return next_ready();
+        // Otherwise one std::optional, built in place (named return value)
+        // and filled where the event is decided: a message is never copied
+        // on its way out.
         std::optional<event> out;
-        if (ready_ != 0) {
-            take_ready(out);
-        } else if (open_pending_ || closed_pending_) {
+        if (open_pending_ || closed_pending_) {
             pop_event(out);
         } else if (st_ == state::open || st_ == state::closing) {
             poll_frames(out);
@@ -405,7 +407,7 @@ public:
     void shrink_buffers() noexcept {
         if (in_begin_ == in_end_ && !in_frame_) {
             std::vector<std::uint8_t>().swap(in_);
-            in_begin_ = in_end_ = 0;
+            in_begin_ = in_end_ = run_end_ = 0;
         }
         if (in_msg_state_ == message_state::idle) std::vector<std::uint8_t>().swap(msg_);
         out_.shrink_if_empty();
@@ -451,15 +453,14 @@ private:
         return *out;
     }
 
-    // A message event built whole and placed once: its four 8-byte words
-    // (data, reason, then the small fields packed) and the engaged flag
-    // are written once each, not zeroed first and then overwritten.
-    static void emit_message(std::optional<event>& out, bool text, std::span<const std::uint8_t> data) noexcept {
-        event e;
-        e.data = data;
-        e.type = event_type::message;
-        e.is_text = text;
-        out.emplace(e);
+    // A message event as one value, its fields in the order of their
+    // words: built in place in the caller's std::optional, each word is
+    // stored once. (Built in an engaged std::optional field by field, GCC
+    // zeroes all 48 bytes first and then overwrites five fields: eight
+    // stores per message, where handing out a run of small messages is
+    // bound by stores.)
+    static event message_event(bool text, std::span<const std::uint8_t> data) noexcept {
+        return event{data, {}, 0, close_code::none, event_type::message, text};
     }
 
     static std::span<const std::uint8_t> as_bytes(std::string_view s) noexcept {
@@ -474,7 +475,7 @@ private:
     void make_room(std::size_t want) {
         // The header of an in-place message under way stays in front of
         // it: copy_decode() may turn the message into the first of a run,
-        // which take_ready() hands out from its header.
+        // which next_ready() hands out from its header.
         const std::uint32_t keep = in_frame_ && in_place_ && !is_control(fh_.op) ? fh_.header_size : 0;
         const std::uint32_t from = in_begin_ - keep;
         // Unread bytes start over at run_table_room where the buffer has
@@ -484,6 +485,7 @@ private:
         if (from > base && (unread_bytes == 0 || in_.size() - in_end_ < want)) {
             run_at_ = no_run_table;  // the move may overwrite it
             if (unread_bytes) std::memmove(in_.data() + base, in_.data() + from, unread_bytes);
+            run_end_ = run_end_ > in_begin_ ? run_end_ - (from - base) : 0;
             in_end_ = static_cast<std::uint32_t>(base + unread_bytes);
             in_begin_ = base + keep;
         }
@@ -496,6 +498,8 @@ private:
     }
 
     std::span<std::uint8_t> unread() noexcept { return {in_.data() + in_begin_, in_end_ - in_begin_}; }
+    // Where the run ends, or in_begin_ when there is none.
+    std::uint32_t run_end() const noexcept { return run_end_ > in_begin_ ? run_end_ : in_begin_; }
 
     // -- events -------------------------------------------------------------------
 
@@ -521,7 +525,7 @@ private:
         st_ = state::closed;
         deadline_ = never;
         in_begin_ = in_end_ = 0;
-        ready_ = 0;
+        run_end_ = 0;
         in_frame_ = false;
         tail_ = false;
         closed_pending_ = true;
@@ -685,10 +689,10 @@ private:
             // the hand-out then reads the headers.
             const std::size_t table = in_begin_ < max_run_frames ? in_begin_ : max_run_frames;
             run_at_ = table != 0 ? 0 : no_run_table;
-            ready_ = static_cast<std::uint32_t>(detail::small_frames_avx512(
+            run_end_ = in_begin_ + static_cast<std::uint32_t>(detail::small_frames_avx512(
                 p, avail, masked, max_len, max_ready, table != 0 ? in_.data() : nullptr, table != 0 ? table : max_ready));
-            if (ready_ != 0) {
-                take_ready(out);
+            if (run_end_ > in_begin_) {
+                out.emplace(next_ready());
                 return true;
             }
             // The first frame is not one the run takes (invalid UTF-8):
@@ -717,7 +721,7 @@ private:
     // small messages its length and type come from the run's table, so
     // finding the next message does not wait for a load of this one's
     // header.
-    void take_ready(std::optional<event>& out) noexcept {
+    event next_ready() noexcept {
         std::uint8_t* const p = in_.data() + in_begin_;
         std::size_t hs = role_ == role::server ? 6 : 2;
         std::size_t len;
@@ -744,8 +748,7 @@ private:
             }
         }
         in_begin_ += static_cast<std::uint32_t>(hs + len);
-        ready_ -= static_cast<std::uint32_t>(hs + len);
-        emit_message(out, text, {p + hs, len});
+        return message_event(text, {p + hs, len});
     }
 
     // Called by handle_bytes() for n bytes about to be copied from src to
@@ -780,16 +783,15 @@ private:
         // joins it first (if small) and then one small_frames_avx512 call.
         // A run is handed out by its table or by its headers, not a mix:
         // anything after that call ends it here.
-        std::size_t tabled = ready_ == 0 ? 0 : no_table;
+        std::size_t tabled = run_end_ > in_begin_ ? no_table : 0;
         if (in_frame_ || tail_) {
             // A control frame under way (in_place_ then tells of the last
             // data frame), or a message streamed into msg_: not ours.
             if (in_frame_ && (is_control(fh_.op) || !in_place_)) return 0;
             // Where its next byte goes: in_begin_ is at the payload of the
             // frame under way (no run then), the tail follows the run.
-            const std::size_t next =
-                in_frame_ ? in_begin_ + frame_done_ : in_begin_ + ready_ + fh_.header_size + frame_done_;
-            if (next != in_end_ || (in_frame_ && ready_ != 0)) return 0;
+            const std::size_t next = in_frame_ ? in_begin_ + frame_done_ : run_end() + fh_.header_size + frame_done_;
+            if (next != in_end_ || (in_frame_ && run_end_ > in_begin_)) return 0;
             const std::uint64_t left = fh_.payload_size - frame_done_;
             at = left < n ? static_cast<std::size_t>(left) : n;
             if (!detail::copy_unmask_validate(dst, src, at, fh_.masked ? &fh_.mask : nullptr, frame_done_ % 4,
@@ -802,10 +804,11 @@ private:
             // header in front of it (make_room() keeps it there).
             if (in_frame_) {
                 in_begin_ -= fh_.header_size;
+                run_end_ = in_begin_;
                 in_frame_ = false;
             }
             tail_ = false;
-            ready_ += static_cast<std::uint32_t>(fh_.header_size + fh_.payload_size);
+            run_end_ = run_end() + static_cast<std::uint32_t>(fh_.header_size + fh_.payload_size);
             run_at_ = no_run_table;
             if (tabled == 0 && fh_.payload_size < 126 && in_begin_ != 0) {
                 in_.data()[0] = static_cast<std::uint8_t>(fh_.payload_size | (msg_is_text_ ? 0x80u : 0u));
@@ -814,7 +817,7 @@ private:
             } else {
                 tabled = no_table;
             }
-        } else if (in_msg_state_ != message_state::idle || in_begin_ + ready_ != in_end_) {
+        } else if (in_msg_state_ != message_state::idle || run_end() != in_end_) {
             return 0;
         }
         while (n - at >= 2 && tabled != table_closed) {
@@ -842,7 +845,7 @@ private:
                                                                   table ? room - tabled : n);
                 if (k == 0) break;  // invalid text: the general path decides it
                 at += k;
-                ready_ += static_cast<std::uint32_t>(k);
+                run_end_ = run_end() + static_cast<std::uint32_t>(k);
                 if (table) {
                     run_at_ = 0;
                     tabled = table_closed;
@@ -873,7 +876,7 @@ private:
             }
             if (!v.complete()) break;
             at += hs + len;
-            ready_ += static_cast<std::uint32_t>(hs + len);
+            run_end_ = run_end() + static_cast<std::uint32_t>(hs + len);
             run_at_ = no_run_table;  // headers from here on
             tabled = no_table;
         }
@@ -1059,7 +1062,7 @@ private:
     }
 
     static constexpr std::size_t read_slack = 16u << 10;
-    // Bound on one run of small messages (ready_ is 32 bits).
+    // Bound on the bytes of one run whole_frame() takes.
     static constexpr std::size_t max_ready = 4096;
     // Bound on the messages of one run: its length table (see whole_frame).
     static constexpr std::size_t max_run_frames = 1024;
@@ -1125,17 +1128,16 @@ private:
     small_string subprotocol_;
     close_code closed_code_ = close_code::none;
     std::uint16_t closed_status_ = 0;
-    // Bytes that are a run of whole messages, unmasked and checked already
-    // (see whole_frame and copy_decode); each poll_event() hands out one.
-    // The run starts at in_begin_, or after the in-place message under way
-    // (copy_decode), which poll_event() hands out first. Non-zero only
-    // while open or closing; relative to in_begin_, so make_room()'s move
-    // keeps it. (Fits in the padding after the two 16-bit fields: sizeof
-    // does not grow.)
-    std::uint32_t ready_ = 0;
+    // [in_begin_, run_end_) is a run of whole messages, unmasked and
+    // checked already (see whole_frame and copy_decode); each poll_event()
+    // hands out one. No run while run_end_ <= in_begin_ (a stale end is
+    // left behind; whatever moves in_begin_ back resets it). An end, not a
+    // count: handing a message out stores one offset, not two. (Fits in
+    // the padding after the two 16-bit fields: sizeof does not grow.)
+    std::uint32_t run_end_ = 0;
     // The next message of the run, as an index into its length table (at
-    // the front of in_), or no_run_table; meaningful while ready_ != 0.
-    // (In padding, as ready_.)
+    // the front of in_), or no_run_table; meaningful while there is a run.
+    // (In padding, as run_end_.)
     std::uint16_t run_at_ = 0;
 
     ws::role role_;
