@@ -11,31 +11,44 @@
 //      ▼                                               ▼                 │
 //   closed ◀──(peer close, failure, timeout, transport closed)── closing ┘
 //
-// Input is parsed lazily: handle_bytes()/handle_read() only store bytes;
-// poll_event() decodes until it has something to report. A data frame that
-// carries a whole message and fits in the zero-copy window
-// (config::max_frame_buffer) is unmasked and UTF-8-checked in place, in the
-// input buffer, while it arrives — so an invalid sequence fails the
-// connection as soon as it is seen — and is handed out as a view. Fragments
-// and larger frames stream into the message buffer chunk by chunk.
-// A frame whose header and payload are both in the buffer already (the
-// common case: a whole read holds many small messages) skips the state
-// machine: header, unmask, UTF-8 check and the event in one step, the
-// event built once, in the caller's std::optional. Unmasking and checking
-// are one pass over the data (detail/unmask_utf8.hpp).
-// Chat traffic is a read holding hundreds of messages of a few dozen
-// bytes. Where the CPU has AVX-512BW, the first such message takes the
-// whole run of small whole messages behind it in one call (header, unmask
-// and UTF-8 check of each payload in one 64-byte register; see
+// Input is decoded in poll_event(), which decodes until it has something
+// to report, or already while it is copied in by handle_bytes() (below).
+// A data frame that carries a whole message and fits in the zero-copy
+// window (config::max_frame_buffer) is unmasked and UTF-8-checked in
+// place, in the input buffer, while it arrives — so an invalid sequence
+// fails the connection as soon as it is seen — and is handed out as a
+// view. Fragments and larger frames stream into the message buffer chunk
+// by chunk. A frame whose header and payload are both in the buffer
+// already (the common case: a whole read holds many small messages) skips
+// the state machine: header, unmask, UTF-8 check and the event in one
+// step. Unmasking and checking are one pass over the data
+// (detail/unmask_utf8.hpp).
+//
+// Runs. Chat traffic is a read holding hundreds of messages of a few
+// dozen bytes. Where the CPU has AVX-512BW, the first such message takes
+// the whole run of small whole messages behind it in one call (header,
+// unmask and UTF-8 check of each payload in one 64-byte register; see
 // detail::small_frames_avx512), stopping before anything else — a control
 // frame, a fragment, a larger or partial frame, invalid text — which the
 // general path then decides exactly as without the run. The run ends at
-// `run_end_`; poll_event() hands its messages out one per call
-// from the run's table of lengths (kept in input bytes already handed
-// out), not by re-reading their headers: where message k+1 starts is then
-// known without waiting for a load of message k's header. So the
-// per-message cost is a few instructions, with no call and no kernel
-// dispatch.
+// `run_end_`; poll_event() hands its messages out one per call from the
+// run's table of lengths (kept in input bytes already handed out, in front
+// of the run), not by re-reading their headers: where message k+1 starts
+// is then known without waiting for a load of message k's header. So the
+// per-message cost is a few instructions and a handful of stores, with no
+// call and no kernel dispatch.
+//
+// Decoding while copying. read_buffer()/handle_read() leave the copy to the
+// caller (recv() into the buffer); handle_bytes() copies, and there the
+// unmask and the check can be part of the copy instead of a second pass
+// over bytes that have left L1 by then (copy_decode): the message under
+// way goes on, whole in-window messages join the run (small ones through
+// the copying small_frames_avx512), and the last one, if only its start is
+// here, is begun (the tail). It takes only what the general path would take
+// without a word and stops before anything else, so the events, their
+// order and the output are the same whichever way the bytes come in, and
+// however the calls interleave (tests/test_frame_decoder.cpp checks it,
+// fuzz_frame_decoder too).
 //
 // Memory: 100,000 idle connections are the server's normal state, so an
 // open connection keeps only what it needs: the run-time settings, not the
