@@ -3,7 +3,7 @@
 // the handshake itself part of the input), the input split into chunks at
 // fuzzer-chosen points.
 //
-// Input: [cfg0][cfg1][close_at][split count n][n split sizes][stream...]
+// Input: [cfg0][cfg1][close_at][n][n split sizes][n schedule bytes, if mixed][stream...]
 //   cfg0 bit 0      role: 0 server (reads masked frames), 1 client
 //        bit 1      auto_pong
 //        bits 2-3   max_message_bytes in {16 MiB, 0, 125, 70000}
@@ -16,6 +16,23 @@
 //        bit 4      raw: the stream starts with the upgrade request (server)
 //        bit 5      feed through read_buffer()/handle_read() instead of handle_bytes()
 //        bits 6-7   local close code: 1000, 4000 + reason, 1001 + reason, none
+//   n    bits 0-3   split count
+//        bit 4      mixed: a schedule byte per split follows the split sizes
+//                   (bits 5-7 are ignored)
+//   schedule byte, for the chunks cut by the same split:
+//        bit 0      feed it the other way (handle_bytes <-> read_buffer)
+//        bits 1-2   then drain: everything, nothing, one event, up to three
+//        bit 3      shrink_buffers() before it
+//        bit 4      read_buffer(more than the free room) before it: moves what is unread
+//        bit 5      read_buffer mode: ask for twice the room, fill at most half of it
+//        bit 6      when the input bound (or a short read) stops it: drain one
+//                   event (else all) and go on
+//        bit 7      alternate handle_bytes / read_buffer at every retry within it
+// Without the mixed bit every chunk is fed the same way and everything is
+// drained after it, as before. With it, events may stay queued across
+// inputs, so handle_bytes() decodes while copying (copy_decode) with a run,
+// a tail or a message under way left over from earlier chunks; everything
+// is drained before a local close() and before the end-of-stream calls.
 //
 // The events are compared with a reference decoder written here from RFC
 // 6455 §5 (whole stream at once, no buffering concerns): same messages, pings,
@@ -186,8 +203,14 @@ struct harness {
 
     std::size_t drain() {
         std::size_t n = 0;
-        while (auto e = conn.poll_event()) {
-            ++n;
+        while (drain_one()) ++n;
+        return n;
+    }
+
+    bool drain_one() {
+        {
+            auto e = conn.poll_event();
+            if (!e) return false;
             FUZZ_CHECK(!closed_seen, "event after closed: " + std::to_string(static_cast<int>(e->type)));
             ev x{e->type};
             x.text = e->is_text;
@@ -210,7 +233,7 @@ struct harness {
             }
             events.push_back(std::move(x));
         }
-        return n;
+        return true;
     }
 
     void consume() {
@@ -244,8 +267,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const unsigned close_variant = (cfg1 >> 6) & 3;
     cfg.seed = cfg0 * 131u + cfg1;
     std::vector<std::size_t> splits;
-    const std::size_t nsplits = src.u8() % 16;
+    const std::uint8_t nbyte = src.u8();
+    const std::size_t nsplits = nbyte % 16;
+    const bool mixed = (nbyte >> 4) & 1;
     for (std::size_t i = 0; i < nsplits; ++i) splits.push_back(static_cast<std::size_t>(src.u8()) + 1);
+    std::vector<std::uint8_t> schedule(nsplits, 0);
+    if (mixed)
+        for (auto& s : schedule) s = src.u8();
     const auto stream = src.rest();
 
     const time_point t0 = at_ms(1000);
@@ -294,17 +322,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string local_reason;
     bool close_before_end = false;  // our close went out before the peer's close/failure
     while (off < stream.size()) {
+        const std::uint8_t sched = splits.empty() ? 0 : schedule[k % splits.size()];
         const std::size_t n =
             splits.empty() ? stream.size() : std::min(splits[k++ % splits.size()], stream.size() - off);
         auto chunk = stream.subspan(off, n);
         const bool was_open_before = h.opened;
+        if (sched & 8) h.conn.shrink_buffers();
+        if (sched & 16) (void)h.conn.read_buffer(h.conn.read_buffer(0).size() + 1);
+        bool by_read = use_read_buffer != ((sched & 1) != 0);
         std::size_t taken = 0;
         int stalls = 0;
         while (taken < chunk.size()) {
             std::size_t t = 0;
-            if (use_read_buffer && h.conn.state() != ws::state::closed) {
-                auto room = h.conn.read_buffer(chunk.size() - taken);
-                t = std::min(room.size(), chunk.size() - taken);
+            if (by_read && h.conn.state() != ws::state::closed) {
+                const std::size_t want = chunk.size() - taken;
+                auto room = h.conn.read_buffer(sched & 32 ? 2 * want : want);
+                t = std::min(room.size(), want);
+                if (sched & 32) t = std::min(t, (room.size() + 1) / 2);
                 if (t) std::memcpy(room.data(), chunk.data() + taken, t);
                 h.conn.handle_read(h.now, t);
             } else {
@@ -312,16 +346,36 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 FUZZ_CHECK(t <= chunk.size() - taken, "handle_bytes took more than given");
             }
             taken += t;
+            if (sched & 128) by_read = !by_read;
+            if (mixed && taken < chunk.size() && t != 0) {
+                // Stopped by the bound (or a short read), with progress: drain
+                // as the schedule says and go on.
+                if (sched & 64) h.drain_one(); else h.drain();
+                stalls = 0;
+                continue;
+            }
+            if (mixed && taken == chunk.size()) break;
             const std::size_t nev = h.drain();
             // A full input buffer is fine once; draining must then make room
             // (a fragment streams into the message buffer without an event).
             stalls = (t == 0 && nev == 0) ? stalls + 1 : 0;
             FUZZ_CHECK(stalls < 2, "handle_bytes makes no progress even after draining");
         }
+        if (mixed) {
+            switch ((sched >> 1) & 3) {
+                case 0: h.drain(); break;
+                case 1: break;
+                case 2: h.drain_one(); break;
+                default:
+                    for (int i = 0; i < 3; ++i) h.drain_one();
+                    break;
+            }
+        }
         // Bound: max_output_bytes plus one forced close frame (2 + 4 + 125).
         if (h.opened && was_open_before)
             FUZZ_CHECK(h.conn.buffered_output() <= cfg.max_output_bytes + 131,
                        "buffered_output " + std::to_string(h.conn.buffered_output()) + " over the bound");
+        if (local_close && chunk_no == close_at && !did_local_close && mixed) h.drain();  // the events before it
         if (local_close && chunk_no == close_at && !did_local_close && h.conn.state() == ws::state::open) {
             static constexpr std::uint16_t codes[] = {1000, 4000, 1001, 0};
             static constexpr const char* reasons[] = {"", "bye", "going away", ""};
@@ -339,6 +393,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         off += n;
         ++chunk_no;
     }
+    h.drain();  // what a mixed schedule left queued
     if (transport_close_at_end) {
         h.conn.handle_transport_closed(h.now);
         h.drain();

@@ -101,8 +101,12 @@ def http_response():
 SERVER, CLIENT, PONG, EACH = 0, 1, 2, 64
 
 
-def fd(name, cfg0, stream, cfg1=0, close_at=0, splits=()):
-    write("frame_decoder", name, bytes([cfg0, cfg1, close_at, len(splits)] + [s - 1 for s in splits]) + stream)
+def fd(name, cfg0, stream, cfg1=0, close_at=0, splits=(), sched=None):
+    # sched: one schedule byte per split (the "mixed" bit 4 of the split count byte)
+    n = len(splits) | (0x10 if sched is not None else 0)
+    extra = list(sched) if sched is not None else []
+    assert sched is None or len(sched) == len(splits)
+    write("frame_decoder", name, bytes([cfg0, cfg1, close_at, n] + [s - 1 for s in splits] + extra) + stream)
 
 
 def frame_decoder():
@@ -133,6 +137,19 @@ def frame_decoder():
        cfg1=1 << 4, splits=(20, 60, 3))
     fd("raw_bad_request", SERVER, b"GET / HTTP/1.1\r\n\r\n", cfg1=1 << 4)
     fd("transport_close", CLIENT, frame(0x81, b"abc", False)[:3], cfg1=1 << 2)
+    # Mixed schedules (split count bit 4): per chunk handle_bytes or read_buffer,
+    # events left queued, shrink_buffers() and read_buffer() moves between.
+    text = ("h\u00e9llo \u65e5\u672c \U0001F680 " * 120).encode()[:2500]
+    small = b"".join(frame(0x81, b"m%d" % i, True) for i in range(20))
+    NO_DRAIN, OTHER, SHRINK, MOVE, ONE_ON_BOUND = 2, 1, 8, 16, 64
+    fd("mixed_large_frame_behind_run", SERVER | PONG, small + frame(0x81, text, True) + frame(0x89, b"p", True) + small,
+       splits=(100, 37, 256, 1, 200), sched=(NO_DRAIN, OTHER | NO_DRAIN, 4 | ONE_ON_BOUND, SHRINK | MOVE, 128 | 32))
+    bad = bytearray(text[:2000])
+    bad[1100] = 0xFF
+    fd("mixed_invalid_in_tail", SERVER | PONG, small + frame(0x81, bytes(bad), True),
+       splits=(150, 256, 256, 9), sched=(NO_DRAIN, NO_DRAIN, OTHER | NO_DRAIN, 6))
+    fd("mixed_client_runs", CLIENT | PONG, b"".join(frame(0x82 if i % 3 else 0x81, b"x" * (i % 7), False) for i in range(300)),
+       splits=(255, 13, 64), sched=(NO_DRAIN, 128 | 4, MOVE | 2))
 
 
 # ---------------------------------------------------------------------------
