@@ -948,3 +948,22 @@ TEST_CASE("shrink_buffers() while a single-frame message streams into the messag
     REQUIRE(e);
     CHECK(describe(*e) == "binary:" + std::string(2000, 'x'));
 }
+
+TEST_CASE("bytes read in after closed are ignored: read_buffer() keeps its room") {
+    // A caller that goes on reading after `closed` (say, until its socket
+    // reports EOF) must not fill the buffer up to the bound for nothing.
+    auto c = open_server();
+    const bytes bad = masked_frame(0x81, bytes{0xFF});
+    c.handle_bytes(t0, std::span<const std::uint8_t>(bad.data(), bad.size()));
+    transcript t;
+    drain_events(c, t);
+    REQUIRE(c.state() == ws::state::closed);
+    const std::size_t room = c.read_buffer(4096).size();
+    REQUIRE(room >= 4096);
+    for (int i = 0; i < 100; ++i) {
+        auto buf = c.read_buffer(4096);
+        CHECK(buf.size() == room);
+        c.handle_read(t0, buf.size());
+        CHECK(!c.poll_event());
+    }
+}

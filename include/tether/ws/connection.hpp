@@ -233,8 +233,10 @@ public:
         return {in_.data() + in_end_, in_.size() - in_end_};
     }
 
+    /// Bytes after `closed` are ignored, as by handle_bytes().
     void handle_read(time_point now, std::size_t n) noexcept {
         (void)now;
+        if (st_ == state::closed) return;
         if (n > in_.size() - in_end_) n = in_.size() - in_end_;
         in_end_ += n;
     }
@@ -422,7 +424,10 @@ public:
             std::vector<std::uint8_t>().swap(in_);
             in_begin_ = in_end_ = run_end_ = 0;
         }
-        if (in_msg_state_ == message_state::idle) std::vector<std::uint8_t>().swap(msg_);
+        // Not while a frame is under way: a single-frame message bigger
+        // than the zero-copy window streams into msg_ with the message
+        // state idle (it is FIN).
+        if (in_msg_state_ == message_state::idle && !in_frame_) std::vector<std::uint8_t>().swap(msg_);
         out_.shrink_if_empty();
     }
 
