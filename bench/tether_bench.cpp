@@ -165,6 +165,16 @@ std::vector<comparison> comparisons() {
                 const double s = ns(std::string(area) + "/" + peer + "/" + sizes[i]) / ns(ours);
                 if (!std::isnan(s)) out.push_back({std::string(area) + " " + labels[i], label, s});
             }
+            if (std::string(area) == "decode") {
+                // The same bytes written by the caller into read_buffer():
+                // unmasked and checked in place afterwards, a second pass.
+                const std::string read = std::string("decode/tether_read/") + sizes[i];
+                for (const auto& [peer, label] : std::vector<std::pair<std::string, std::string>>{
+                         {"beast", "Beast"}, {"websocketpp", "websocketpp"}, {"memcpy", "memcpy"}}) {
+                    const double s = ns(std::string("decode/") + peer + "/" + sizes[i]) / ns(read);
+                    if (!std::isnan(s)) out.push_back({std::string("decode ") + labels[i] + ", read_buffer()", label, s});
+                }
+            }
             if (std::string(area) == "encode") {
                 // Beast does not check outgoing UTF-8: like for like, tether's check off.
                 const double s = ns(std::string("encode/beast/") + sizes[i]) / ns(std::string("encode/tether_nocheck/") + sizes[i]);
