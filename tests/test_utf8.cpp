@@ -1504,6 +1504,81 @@ TEST_CASE("small_frames_avx512: runs of small frames against the scalar referenc
     CHECK(stopped_utf8 > 1000);
 }
 
+TEST_CASE("small_frames_avx512: a long run cut at every byte, and limited at every byte count") {
+    // Runs long enough that most frames go through the loop that skips the
+    // room checks (while the longest frame still fits); the cut and the
+    // max_bytes limit at every byte put the switch to the checked loop
+    // everywhere, frames of exactly max_len among them.
+    namespace d = tether::ws::detail;
+    if (simd::best_supported() < simd::level::avx512) return;
+    tether::rng r(0x6375742b);
+    tether::rng fill(0x6375742c);
+    std::size_t runs = 0;
+    for (const bool masked : {true, false}) {
+        for (const std::size_t max_len : {std::size_t{64}, std::size_t{63}, std::size_t{17}, std::size_t{0}}) {
+            CAPTURE(masked);
+            CAPTURE(max_len);
+            const std::size_t hs = masked ? 6 : 2;
+            std::vector<small_frame> frames;
+            for (int i = 0; i < 24; ++i) {
+                const std::size_t n = r.below(2) ? max_len : static_cast<std::size_t>(r.below(max_len + 1));
+                small_frame f{static_cast<std::uint8_t>(r.below(4) == 0 ? 0x82 : 0x81), masked, {}, {}};
+                f.payload = make_text(r, n + 4, mixes[r.below(std::size(mixes))]);
+                f.payload.resize(n);
+                while (!ref_valid(f.payload)) f.payload.pop_back();  // a cut code point
+                f.payload.resize(n, 'v');
+                r.fill(f.key);
+                frames.push_back(std::move(f));
+            }
+            bytes wire, unmasked;
+            std::vector<std::size_t> ends;  // where each frame ends
+            bytes all_lens;
+            for (const auto& f : frames) {
+                const bytes w = wire_of(f);
+                unmasked = cat(unmasked, cat(bytes(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(hs)), f.payload));
+                wire = cat(wire, w);
+                ends.push_back(wire.size());
+                all_lens.push_back(static_cast<std::uint8_t>(f.payload.size() | (f.b0 == 0x81 ? 0x80 : 0)));
+            }
+            // The reference: the whole frames within both limits.
+            auto expect_of = [&](std::size_t avail, std::size_t max_bytes, std::size_t& nframes) {
+                std::size_t at = 0;
+                nframes = 0;
+                for (const std::size_t e : ends) {
+                    if (at >= max_bytes || e > avail) break;
+                    at = e;
+                    ++nframes;
+                }
+                return at;
+            };
+            auto check = [&](std::size_t avail, std::size_t max_bytes) {
+                CAPTURE(avail);
+                CAPTURE(max_bytes);
+                std::size_t nframes = 0;
+                const std::size_t expect = expect_of(avail, max_bytes, nframes);
+                bytes buf(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail));
+                bytes lens(frames.size() + 1, 0xEE);
+                CHECK(d::small_frames_avx512(buf.data(), avail, masked, max_len, max_bytes, lens.data(), 256) == expect);
+                CHECK(std::equal(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(expect), unmasked.begin()));
+                CHECK(std::equal(buf.begin() + static_cast<std::ptrdiff_t>(expect), buf.end(),
+                                 wire.begin() + static_cast<std::ptrdiff_t>(expect)));
+                CHECK(std::equal(lens.begin(), lens.begin() + static_cast<std::ptrdiff_t>(nframes), all_lens.begin()));
+                CHECK(lens[nframes] == 0xEE);
+                const bytes in(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail));
+                bytes copy_lens(frames.size() + 1, 0xEE), taken;
+                CHECK(copy_run(fill, in, avail % 64, 64 - avail % 64, masked, max_len, max_bytes, copy_lens.data(), 256,
+                               taken) == expect);
+                CHECK(std::equal(taken.begin(), taken.end(), unmasked.begin()));
+                CHECK(copy_lens == lens);
+                runs += expect != 0;
+            };
+            for (std::size_t avail = 0; avail <= wire.size(); ++avail) check(avail, 4096);
+            for (std::size_t max_bytes = 0; max_bytes <= wire.size(); ++max_bytes) check(wire.size(), max_bytes);
+        }
+    }
+    CHECK(runs > 5000);
+}
+
 TEST_CASE("small_frames_avx512: every two-byte pair, and every byte at every position of a 64-byte payload") {
     namespace d = tether::ws::detail;
     if (simd::best_supported() < simd::level::avx512) return;
@@ -1659,14 +1734,20 @@ TETHER_WS_TARGET_AVX512 bool two_byte_on(const std::uint8_t* p, std::uint64_t ca
     namespace s = tether::ws::detail::utf8_simd;
     return s::z_two_byte(s::z_two_make(), s::z_load(p), carry, lead63);
 }
+// z_two_byte_closed() on 64 bytes.
+TETHER_WS_TARGET_AVX512 bool two_byte_closed_on(const std::uint8_t* p) {
+    namespace s = tether::ws::detail::utf8_simd;
+    return s::z_two_byte_closed(s::z_two_closed_make(), s::z_load(p));
+}
 }  // namespace
 
-TEST_CASE("z_two_byte: passes exactly the 1- and 2-byte texts, never an invalid one") {
+TEST_CASE("z_two_byte, z_two_byte_closed: pass exactly the 1- and 2-byte texts, never an invalid one") {
     if (simd::best_supported() < simd::level::avx512) return;
     tether::rng r(0x2B17E);
     // Alphabets: ASCII, 2-byte leads and continuations, and every other
     // class (C0/C1, 3- and 4-byte leads, F5+), mostly the first three.
     std::size_t passed = 0;
+    std::size_t passed_closed = 0;
     for (int round = 0; round < 200000; ++round) {
         bytes x(64);
         const bool two_only = r.below(2) == 0;
@@ -1708,10 +1789,17 @@ TEST_CASE("z_two_byte: passes exactly the 1- and 2-byte texts, never an invalid 
             CHECK(lead63 == (open63 ? 1u : 0u));
             if (ok) CHECK(valid);               // sound: never passes invalid text
             if (valid && only12) CHECK(ok);     // complete for 1-/2-byte text
+            // The mask-register form: exactly "passes, nothing open at 63".
+            if (carry == 0) {
+                const bool closed_ok = two_byte_closed_on(x.data());
+                CHECK(closed_ok == (ok && lead63 == 0));
+                passed_closed += closed_ok;
+            }
             passed += ok;
         }
     }
     CHECK(passed > 50000);
+    CHECK(passed_closed > 20000);
 }
 
 TEST_CASE("unmask_validate: 2-byte text with a 3-byte sequence, valid or cut, at every offset (the fast test's carry)") {

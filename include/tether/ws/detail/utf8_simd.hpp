@@ -469,6 +469,35 @@ TETHER_WS_TARGET_AVX512 inline bool z_two_byte(const z_two_ctx& t, __m512i x, st
     return ((lead | cont) == hi) & (((lead << 1) | carry_in) == cont);
 }
 
+// z_two_byte(t, x, 0, o) && o == 0 (valid, nothing open at the end), the
+// test kept in mask registers and ended by one kortest: the general-register
+// form moves five masks out (kmov k->r, all on one port) and compares there.
+// cont is taken by a signed compare (80..BF are exactly the bytes below
+// (int8)0xC0). A lead at byte 63 is not a lead here (its limit in n30 is 0,
+// from a vector: a mask constant would be rebuilt in a k register per call),
+// so it fails as a byte >= C0 that is not a (closed) lead. Valid iff the
+// bytes >= C0 are exactly the leads and the continuations exactly the bytes
+// after them. The constants are not pinned (z_pin): pinned, g++ 12 kept
+// them on the stack, as memory operands in the loop.
+struct z_two_closed_ctx {
+    __m512i c2, n30, c0;
+};
+alignas(64) inline constexpr std::array<std::uint8_t, 64> two_closed_n30 = [] {
+    std::array<std::uint8_t, 64> r{};
+    for (std::size_t i = 0; i < 63; ++i) r[i] = 30;
+    return r;
+}();
+TETHER_WS_TARGET_AVX512 inline z_two_closed_ctx z_two_closed_make() noexcept {
+    return {_mm512_set1_epi8(static_cast<char>(0xC2)), z_load(two_closed_n30.data()),
+            _mm512_set1_epi8(static_cast<char>(0xC0))};
+}
+TETHER_WS_TARGET_AVX512 inline bool z_two_byte_closed(const z_two_closed_ctx& t, __m512i x) noexcept {
+    const __mmask64 lead = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, t.c2), t.n30);
+    const __mmask64 ge_c0 = _mm512_cmpge_epu8_mask(x, t.c0);
+    const __mmask64 cont = _mm512_cmplt_epi8_mask(x, t.c0);
+    return _kortestz_mask64_u8(_kxor_mask64(ge_c0, lead), _kxor_mask64(_kshiftli_mask64(lead, 1), cont)) != 0;
+}
+
 TETHER_WS_TARGET_AVX512 inline bool z_any(__m512i v) noexcept { return _mm512_test_epi64_mask(v, v) != 0; }
 
 // A vector whose last byte is `lead` (the pending state) and the rest zero.
