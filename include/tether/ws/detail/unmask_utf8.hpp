@@ -467,17 +467,24 @@ inline std::size_t fused_prefix(std::uint8_t* p, const std::uint8_t* src, std::s
 
 #endif
 
+// [src, src + n) unmasked (key null: as it is) into [p, p + n), without
+// a check; in place (src == p) an unmasked range is left alone. Returns
+// the phase after it.
+template <bool Copy>
+inline std::size_t unmask_to(std::uint8_t* p, const std::uint8_t* src, std::size_t n, const mask_key* key,
+                             std::size_t phase) noexcept {
+    if (key) return mask_copy(std::span<std::uint8_t>(p, n), std::span<const std::uint8_t>(src, n), *key, phase);
+    if constexpr (Copy) std::memcpy(p, src, n);
+    return phase;
+}
+
 // One body for both entry points below: Copy reads src and writes p, the
 // in-place form has src == p.
 template <bool Copy>
 inline bool unmask_validate_to(std::uint8_t* p, const std::uint8_t* src, std::size_t n, const mask_key* key,
                                std::size_t phase, utf8_validator* v) noexcept {
     if (v && v->failed()) {  // sticky, as for feed(); the data is still unmasked
-        if (key) {
-            mask_copy(std::span<std::uint8_t>(p, n), std::span<const std::uint8_t>(src, n), *key, phase);
-        } else if constexpr (Copy) {
-            std::memcpy(p, src, n);
-        }
+        unmask_to<Copy>(p, src, n, key, phase);
         return false;
     }
 #if TETHER_WS_UTF8_SIMD
@@ -491,12 +498,7 @@ inline bool unmask_validate_to(std::uint8_t* p, const std::uint8_t* src, std::si
         const std::size_t m = fused_prefix<Copy>(p, src, n, key, phase, *v);
         if (m > n) {
             // Invalid: the data after the prefix is still owed (see below).
-            if (key) {
-                mask_copy(std::span<std::uint8_t>(p + n - n % 32, n % 32),
-                          std::span<const std::uint8_t>(src + n - n % 32, n % 32), *key, phase);
-            } else if constexpr (Copy) {
-                std::memcpy(p + n - n % 32, src + n - n % 32, n % 32);
-            }
+            unmask_to<Copy>(p + n - n % 32, src + n - n % 32, n % 32, key, phase);
             return false;
         }
         p += m;
@@ -517,21 +519,13 @@ inline bool unmask_validate_to(std::uint8_t* p, const std::uint8_t* src, std::si
         return v->feed(std::span<const std::uint8_t>(p, n));
     }
     if (!v) {
-        if (key) {
-            mask_copy(std::span<std::uint8_t>(p, n), std::span<const std::uint8_t>(src, n), *key, phase);
-        } else if constexpr (Copy) {
-            std::memcpy(p, src, n);
-        }
+        unmask_to<Copy>(p, src, n, key, phase);
         return true;
     }
     bool ok = true;
     while (n > 0) {
         const std::size_t b = n < fuse_block ? n : fuse_block;
-        if (key) {
-            phase = mask_copy(std::span<std::uint8_t>(p, b), std::span<const std::uint8_t>(src, b), *key, phase);
-        } else if constexpr (Copy) {
-            std::memcpy(p, src, b);
-        }
+        phase = unmask_to<Copy>(p, src, b, key, phase);
         ok = ok && v->feed(std::span<const std::uint8_t>(p, b));
         p += b;
         src += b;
