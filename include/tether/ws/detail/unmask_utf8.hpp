@@ -353,10 +353,9 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* dst
 // queue on the single shuffle port behind the three table lookups, and each
 // high nibble is computed once instead of twice (as the byte and as the byte
 // before the next one: 2 of the check's 14 vector ALU operations). Measured in
-// L1 on the AVX-512 Xeon: 10.0 -> 7.2 cycles per 64 bytes. (A cheap exact test
-// for text of 1- and 2-byte sequences, as small_frames_avx512 uses, costs more
-// than it saves here: its mask compares and mask-to-GPR moves issue ~25
-// operations per vector.) The block's stores are long retired when its first
+// L1 on the AVX-512 Xeon: 10.0 -> 7.2 cycles per 64 bytes. (Text of 1- and
+// 2-byte sequences does not come here unless it is invalid: fused_avx512
+// below takes it in one pass.) The block's stores are long retired when its first
 // vector is read back, so nothing waits on store forwarding. (Copying, pass 1
 // reads the caller's bytes and pass 2 still checks what it stored, from L1: the
 // copy into the input buffer and the check are then one pass over the data from
@@ -365,8 +364,8 @@ TETHER_WS_TARGET_AVX512 inline std::size_t small_frames_avx512(std::uint8_t* dst
 inline constexpr std::size_t align_min = 4096;
 
 template <bool Masked, bool Copy>
-TETHER_WS_TARGET_AVX512 inline bool fused_avx512(std::uint8_t* p, const std::uint8_t* src, std::size_t n,
-                                                 std::uint32_t k32, std::uint8_t lead) noexcept {
+TETHER_WS_TARGET_AVX512 inline bool fused_pairs_avx512(std::uint8_t* p, const std::uint8_t* src, std::size_t n,
+                                                       std::uint32_t k32, std::uint8_t lead) noexcept {
     namespace s = utf8_simd;
     const s::z_ctx c = s::z_make_ctx();
     const __m512i k = _mm512_set1_epi32(static_cast<int>(k32));
@@ -443,6 +442,81 @@ TETHER_WS_TARGET_AVX512 inline bool fused_avx512(std::uint8_t* p, const std::uin
         i = e;
     }
     return clean && !s::z_any(err);
+}
+
+// How far ahead of the vector it loads two_byte_prefix prefetches its
+// source: the loop is one pass over memory, and the check in registers
+// is short enough that the loads would otherwise wait on the stream
+// (measured, 1 MiB copied in 16 KiB chunks: 74 -> 48 us at 512 B ahead;
+// 2 KiB ahead the same).
+inline constexpr std::size_t two_byte_prefetch = 512;
+
+// The longest prefix of whole vectors of [src, src + n) that the two-byte
+// test (utf8_simd::z_two_byte) settles, unmasked (Masked) and stored to p
+// (Masked or Copy) in one pass: load, XOR, test in registers, store. The
+// test is 4 vector operations and 3 moves to general registers per 64
+// bytes, against 12 vector operations and a second pass for the pair
+// rules, and it is exact for most text that is not plain ASCII (Latin,
+// Greek, Cyrillic, Hebrew, Arabic: letters of two bytes). Returns the
+// bytes it covered (a multiple of 64); nothing at or after that is stored,
+// so the caller goes on there with the full check. carry: in, 1 if a
+// 2-byte lead is open before src (0: nothing open); out, the same at the
+// end of the prefix.
+template <bool Masked, bool Copy>
+TETHER_WS_TARGET_AVX512 inline std::size_t two_byte_prefix(std::uint8_t* p, const std::uint8_t* src, std::size_t n,
+                                                           std::uint32_t k32, std::uint64_t& carry) noexcept {
+    namespace s = utf8_simd;
+    const s::z_two_ctx t = s::z_two_make();
+    const __m512i k = _mm512_set1_epi32(static_cast<int>(k32));
+    std::uint64_t cy = carry;
+    std::size_t j = 0;
+    for (; n - j >= 64; j += 64) {
+        // (An address, not a pointer past the buffer: a prefetch never faults.)
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(src + j) + two_byte_prefetch),
+                     _MM_HINT_T0);
+        __m512i x = s::z_load(src + j);
+        if constexpr (Masked) x = _mm512_xor_si512(x, k);
+        std::uint64_t open;
+        if (s::z_two_byte_bad(t, x, cy, open) != 0) break;  // before the store: in place, src is still masked
+        cy = open;
+        if constexpr (Masked || Copy) _mm512_storeu_si512(p + j, x);
+    }
+    carry = cy;
+    return j;
+}
+
+// Unmask (Masked) and check [src, src + n), n >= 64, as the continuation of a
+// stream whose pending state is `lead`, storing the result to p (Copy;
+// otherwise src == p and an unmasked chunk is not stored). True: no flag
+// (valid up to a sequence left open at the end); false: flagged, and the
+// whole range is unmasked (and copied) all the same.
+// Text of 1- and 2-byte sequences goes through two_byte_prefix, in one pass;
+// from the first vector it does not settle (a 3- or 4-byte sequence, or
+// invalid text), the rest of the chunk takes the pair rules
+// (fused_pairs_avx512), in two passes per block. The end of the chunk
+// (< 64 bytes) is settled in a masked vector, by the two-byte test if it
+// passes, else by the pair rules on the stored bytes (the bytes before it
+// are stored, in p, by then).
+template <bool Masked, bool Copy>
+TETHER_WS_TARGET_AVX512 inline bool fused_avx512(std::uint8_t* p, const std::uint8_t* src, std::size_t n,
+                                                 std::uint32_t k32, std::uint8_t lead) noexcept {
+    namespace s = utf8_simd;
+    // Only "nothing open" and "one continuation owed" (state_lead's C2) are
+    // states of the two-byte test.
+    if (lead != 0 && lead != 0xC2) return fused_pairs_avx512<Masked, Copy>(p, src, n, k32, lead);
+    std::uint64_t carry = lead != 0;
+    const std::size_t j = two_byte_prefix<Masked, Copy>(p, src, n, k32, carry);
+    if (j == n) return true;
+    const std::uint8_t lead_j = carry ? 0xC2 : 0;
+    // j is a multiple of 64, so the key pattern holds.
+    if (n - j >= 64) return fused_pairs_avx512<Masked, Copy>(p + j, src + j, n - j, k32, lead_j);
+    const __mmask64 m = s::z_first(n - j);  // j >= 64 here: p[j - 3 .. j - 1] are stored
+    __m512i x = _mm512_maskz_loadu_epi8(m, src + j);
+    if constexpr (Masked) x = _mm512_maskz_mov_epi8(m, _mm512_xor_si512(x, _mm512_set1_epi32(static_cast<int>(k32))));
+    if constexpr (Masked || Copy) _mm512_mask_storeu_epi8(p + j, m, x);
+    std::uint64_t open;
+    if ((s::z_two_byte_bad(s::z_two_make(), x, carry, open) & m) == 0) return true;
+    return !s::z_any(s::z_check_part(s::z_make_ctx(), _mm512_setzero_si512(), p + j, n - j));
 }
 
 inline bool use_avx512() noexcept { return utf8_simd::current_level() == utf8_simd::level::avx512; }

@@ -460,13 +460,21 @@ TETHER_WS_TARGET_AVX512 inline z_two_ctx z_two_make() noexcept {
     __asm__("" : "+v"(t.c2), "+v"(t.n30), "+v"(t.c0));
     return t;
 }
-TETHER_WS_TARGET_AVX512 inline bool z_two_byte(const z_two_ctx& t, __m512i x, std::uint64_t carry_in,
-                                               std::uint64_t& lead_out) noexcept {
+// The bytes the test does not settle (0: passes), one bit per byte; one
+// value to test, so a loop over vectors ends on one branch. For a partial
+// vector (bytes past it zero), bad & (its mask): a lead at its last byte
+// then stays open as lead_out would say at byte 63.
+TETHER_WS_TARGET_AVX512 inline std::uint64_t z_two_byte_bad(const z_two_ctx& t, __m512i x, std::uint64_t carry_in,
+                                                            std::uint64_t& lead_out) noexcept {
     const std::uint64_t hi = _mm512_movepi8_mask(x);
     const std::uint64_t lead = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, t.c2), t.n30);
     const std::uint64_t cont = _mm512_mask_cmplt_epu8_mask(hi, x, t.c0);
     lead_out = lead >> 63;
-    return ((lead | cont) == hi) & (((lead << 1) | carry_in) == cont);
+    return ((lead | cont) ^ hi) | (((lead << 1) | carry_in) ^ cont);
+}
+TETHER_WS_TARGET_AVX512 inline bool z_two_byte(const z_two_ctx& t, __m512i x, std::uint64_t carry_in,
+                                               std::uint64_t& lead_out) noexcept {
+    return z_two_byte_bad(t, x, carry_in, lead_out) == 0;
 }
 
 // z_two_byte(t, x, 0, o) && o == 0 (valid, nothing open at the end), the
