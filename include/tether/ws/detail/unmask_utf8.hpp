@@ -31,9 +31,12 @@
 // DFA's. The remaining < 32 bytes take the small path.
 //
 // With AVX-512BW (utf8_simd level avx512) a chunk of 64+ bytes goes
-// through fused_avx512 instead: per 4 KiB block, XOR and store, then
-// check the block back from L1 with 64-byte vectors, the last one a masked
-// partial vector, so no tail is left; and whole small messages go through
+// through fused_avx512 instead: text of 1- and 2-byte sequences (ASCII and
+// the alphabets of most languages) in one pass, load, XOR, an exact test
+// of three compares in registers, store; from the first vector that test
+// does not settle, per 4 KiB block, XOR and store, then check the block
+// back from L1 with the full pair rules, the last vector a masked partial
+// one, so no tail is left. Whole small messages go through
 // small_frames_avx512 (see connection.hpp), a run of them per call.
 #pragma once
 
