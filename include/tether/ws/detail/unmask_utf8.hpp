@@ -19,8 +19,11 @@
 //
 // Where the CPU has AVX2 (the same run-time choice as the UTF-8 kernels,
 // including their test hook), the bulk of a text chunk — its largest
-// multiple of 32 bytes — goes through one fused loop instead: load 32
-// masked bytes, XOR, store, and check the unmasked vector in registers with
+// multiple of 32 bytes — goes through one fused loop instead: load 64
+// masked bytes, XOR, and test them in registers with three compares that
+// settle text of 1- and 2-byte sequences (ASCII and the alphabets of most
+// languages), store; from the first 64 bytes they do not settle, load 32,
+// XOR, store, and check the unmasked vector in registers with
 // the pair-rule lookups of detail/utf8_simd.hpp, the bytes before it taken
 // from the previous vector by a lane shuffle (not re-read from memory: a
 // load straddling bytes stored a few cycles earlier cannot be
@@ -60,6 +63,13 @@ inline constexpr std::size_t fuse_block = 4096;
 
 /// Chunks up to this size take the inline path.
 inline constexpr std::size_t fuse_small = 256;
+
+// How far ahead of the vector it loads the one-pass two-byte loop
+// (fused_avx2, two_byte_prefix) prefetches its source: the loop is one pass
+// over memory, and the test in registers is short enough that the loads
+// would otherwise wait on the stream (measured, AVX-512, 1 MiB copied in
+// 16 KiB chunks: 74 -> 48 us at 512 B ahead; 2 KiB ahead the same).
+inline constexpr std::size_t two_byte_prefetch = 512;
 
 // The key rotated so that byte 0 gets key[phase], as a 32-bit pattern in
 // memory order: XORing it into any 4-byte-aligned offset from p is right.
@@ -140,9 +150,10 @@ __attribute__((target("avx2"))) inline __m256i fused_check(const utf8_simd::avx_
 // n a non-zero multiple of 32, as the continuation of a stream whose
 // pending state is `lead` (see utf8_simd::kernel_fn), storing the result to
 // p (Copy; otherwise src == p and an unmasked chunk is not stored). True:
-// no flag, i.e. valid up to a sequence left open at the end.
+// no flag, i.e. valid up to a sequence left open at the end. The pair
+// rules in registers, 64 bytes per step (fused_avx2 below goes first).
 template <bool Masked, bool Copy>
-__attribute__((target("avx2"))) inline bool fused_avx2(std::uint8_t* p, const std::uint8_t* src, std::size_t n,
+__attribute__((target("avx2"))) inline bool fused_pairs_avx2(std::uint8_t* p, const std::uint8_t* src, std::size_t n,
                                                        std::uint32_t k32, std::uint8_t lead) noexcept {
     namespace s = utf8_simd;
     const s::avx_ctx c{s::avx_table(s::first_high_table),
@@ -184,6 +195,44 @@ __attribute__((target("avx2"))) inline bool fused_avx2(std::uint8_t* p, const st
         err = _mm256_or_si256(err, fused_check(c, prev, a));
     }
     return _mm256_testz_si256(err, err) != 0;
+}
+
+// Text of 1- and 2-byte sequences in one pass, 64 bytes per step: load,
+// XOR, the two-byte test (utf8_simd::avx_two_byte_bad: 12 vector operations
+// where the pair rules take ~30, and no lane shuffles), store; from the
+// first 64 bytes it does not settle (a 3- or 4-byte sequence, or invalid
+// text), and for a last 32, fused_pairs_avx2. Same contract.
+template <bool Masked, bool Copy>
+__attribute__((target("avx2"))) inline bool fused_avx2(std::uint8_t* p, const std::uint8_t* src, std::size_t n,
+                                                       std::uint32_t k32, std::uint8_t lead) noexcept {
+    namespace s = utf8_simd;
+    // Only "nothing open" and "one continuation owed" are states of the test.
+    if (lead != 0 && lead != 0xC2) return fused_pairs_avx2<Masked, Copy>(p, src, n, k32, lead);
+    const s::avx_two_ctx t = s::avx_two_make();
+    const __m256i k = _mm256_set1_epi32(static_cast<int>(k32));
+    std::uint64_t carry = lead != 0;
+    std::size_t j = 0;
+    for (; n - j >= 64; j += 64) {
+        // (An address, not a pointer past the buffer: a prefetch never faults.)
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(src + j) + two_byte_prefetch),
+                     _MM_HINT_T0);
+        __m256i a = s::avx_load(src + j);
+        __m256i b = s::avx_load(src + j + 32);
+        if constexpr (Masked) {
+            a = _mm256_xor_si256(a, k);
+            b = _mm256_xor_si256(b, k);
+        }
+        std::uint64_t open;
+        if (s::avx_two_byte_bad(t, a, b, carry, open) != 0) break;  // before the stores: in place, src is still masked
+        carry = open;
+        if constexpr (Masked || Copy) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), a);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j + 32), b);
+        }
+    }
+    if (j == n) return true;
+    // j is a multiple of 64, so the key pattern holds.
+    return fused_pairs_avx2<Masked, Copy>(p + j, src + j, n - j, k32, carry ? 0xC2 : 0);
 }
 
 // ---- AVX-512BW ----
@@ -446,13 +495,6 @@ TETHER_WS_TARGET_AVX512 inline bool fused_pairs_avx512(std::uint8_t* p, const st
     }
     return clean && !s::z_any(err);
 }
-
-// How far ahead of the vector it loads two_byte_prefix prefetches its
-// source: the loop is one pass over memory, and the check in registers
-// is short enough that the loads would otherwise wait on the stream
-// (measured, 1 MiB copied in 16 KiB chunks: 74 -> 48 us at 512 B ahead;
-// 2 KiB ahead the same).
-inline constexpr std::size_t two_byte_prefetch = 512;
 
 // The longest prefix of whole vectors of [src, src + n) that the two-byte
 // test (utf8_simd::z_two_byte) settles, unmasked (Masked) and stored to p

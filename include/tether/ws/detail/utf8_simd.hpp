@@ -287,6 +287,33 @@ __attribute__((target("avx2"))) inline __m256i avx_check_at(const avx_ctx& c,
     return avx_check(c, avx_load(p), avx_load(p - 1), avx_load(p - 2), avx_load(p - 3));
 }
 
+// The two-byte test of z_two_byte (see there; the same rules and the same
+// carry), for the 64 bytes of two AVX2 vectors a, b, in compares that AVX2
+// has: signed ones, so a byte range test is one add and one signed compare
+// (x - 0xC2 below 30 unsigned iff x - 0x42 below -98 signed), and 80..BF are
+// the bytes below (int8)0xC0. Returns the bytes it does not settle (0:
+// passes); lead_out as z_two_byte's.
+struct avx_two_ctx {
+    __m256i m42, n98, c0;
+};
+__attribute__((target("avx2"))) inline avx_two_ctx avx_two_make() noexcept {
+    return {_mm256_set1_epi8(static_cast<char>(0xBE)), _mm256_set1_epi8(-98), _mm256_set1_epi8(-64)};
+}
+__attribute__((target("avx2"))) inline std::uint32_t avx_mask(__m256i v) noexcept {
+    return static_cast<std::uint32_t>(_mm256_movemask_epi8(v));
+}
+__attribute__((target("avx2"))) inline std::uint64_t avx_two_byte_bad(const avx_two_ctx& t, __m256i a, __m256i b,
+                                                                      std::uint64_t carry_in,
+                                                                      std::uint64_t& lead_out) noexcept {
+    const std::uint64_t hi = avx_mask(a) | std::uint64_t{avx_mask(b)} << 32;
+    const std::uint64_t lead = avx_mask(_mm256_cmpgt_epi8(t.n98, _mm256_add_epi8(a, t.m42))) |
+                               std::uint64_t{avx_mask(_mm256_cmpgt_epi8(t.n98, _mm256_add_epi8(b, t.m42)))} << 32;
+    const std::uint64_t cont = avx_mask(_mm256_cmpgt_epi8(t.c0, a)) |
+                               std::uint64_t{avx_mask(_mm256_cmpgt_epi8(t.c0, b))} << 32;
+    lead_out = lead >> 63;
+    return ((lead | cont) ^ hi) | (((lead << 1) | carry_in) ^ cont);
+}
+
 __attribute__((target("avx2"))) inline __m256i avx_table(
     const std::array<std::uint8_t, 16>& t) noexcept {
     return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(t.data())));
