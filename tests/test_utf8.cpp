@@ -1734,6 +1734,18 @@ TETHER_WS_TARGET_AVX512 bool two_byte_on(const std::uint8_t* p, std::uint64_t ca
     namespace s = tether::ws::detail::utf8_simd;
     return s::z_two_byte(s::z_two_make(), s::z_load(p), carry, lead63);
 }
+// The same test in AVX2 compares (avx_two_byte_bad) and in AVX-512BW
+// (z_two_byte_bad): the bytes each leaves unsettled.
+__attribute__((target("avx2"))) std::uint64_t two_byte_bad_avx2_on(const std::uint8_t* p, std::uint64_t carry,
+                                                                   std::uint64_t& lead63) {
+    namespace s = tether::ws::detail::utf8_simd;
+    return s::avx_two_byte_bad(s::avx_two_make(), s::avx_load(p), s::avx_load(p + 32), carry, lead63);
+}
+TETHER_WS_TARGET_AVX512 std::uint64_t two_byte_bad_on(const std::uint8_t* p, std::uint64_t carry,
+                                                      std::uint64_t& lead63) {
+    namespace s = tether::ws::detail::utf8_simd;
+    return s::z_two_byte_bad(s::z_two_make(), s::z_load(p), carry, lead63);
+}
 // z_two_byte_closed() on 64 bytes.
 TETHER_WS_TARGET_AVX512 bool two_byte_closed_on(const std::uint8_t* p) {
     namespace s = tether::ws::detail::utf8_simd;
@@ -1741,7 +1753,7 @@ TETHER_WS_TARGET_AVX512 bool two_byte_closed_on(const std::uint8_t* p) {
 }
 }  // namespace
 
-TEST_CASE("z_two_byte, z_two_byte_closed: pass exactly the 1- and 2-byte texts, never an invalid one") {
+TEST_CASE("z_two_byte, z_two_byte_closed, avx_two_byte_bad: pass exactly the 1- and 2-byte texts, never an invalid one") {
     if (simd::best_supported() < simd::level::avx512) return;
     tether::rng r(0x2B17E);
     // Alphabets: ASCII, 2-byte leads and continuations, and every other
@@ -1789,6 +1801,14 @@ TEST_CASE("z_two_byte, z_two_byte_closed: pass exactly the 1- and 2-byte texts, 
             CHECK(lead63 == (open63 ? 1u : 0u));
             if (ok) CHECK(valid);               // sound: never passes invalid text
             if (valid && only12) CHECK(ok);     // complete for 1-/2-byte text
+            // The AVX2 form: the same bytes unsettled, the same lead at 63.
+            std::uint64_t lead63_z = 9;
+            std::uint64_t lead63_avx2 = 9;
+            const std::uint64_t bad_z = two_byte_bad_on(x.data(), carry, lead63_z);
+            CHECK((bad_z == 0) == ok);
+            CHECK(two_byte_bad_avx2_on(x.data(), carry, lead63_avx2) == bad_z);
+            CHECK(lead63_avx2 == lead63);
+            CHECK(lead63_z == lead63);
             // The mask-register form: exactly "passes, nothing open at 63".
             if (carry == 0) {
                 const bool closed_ok = two_byte_closed_on(x.data());
