@@ -10,6 +10,10 @@
 //          every ratio and each target's verdict
 // --no-studies  only the Google Benchmark runs (with --benchmark_filter, to
 //          look at one benchmark, e.g. under perf)
+// --simd=avx2|ssse3|scalar  cap tether's UTF-8 and unmask kernels at that
+//          level (through the kernels' test hook): the figures of a CPU
+//          without AVX-512 (or without AVX2), taken on this one. The
+//          machine line says which level ran.
 //
 // Figures are ratios between contenders measured in the same process on the
 // same bytes, so they mean something on any machine; absolute times do not.
@@ -35,9 +39,11 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bench_common.hpp"
+#include "tether/ws/detail/utf8_simd.hpp"
 
 namespace {
 
@@ -338,6 +344,11 @@ std::string machine() {
 #elif defined(__GNUC__)
     m += ", g++ " __VERSION__;
 #endif
+    using tether::ws::detail::utf8_simd::level;
+    const level l = tether::ws::detail::utf8_simd::current_level();
+    m += std::string(", tether kernels: ") +
+         (l == level::avx512 ? "avx512" : l == level::avx2 ? "avx2" : l == level::ssse3 ? "ssse3" : "scalar");
+    if (l != tether::ws::detail::utf8_simd::best_supported()) m += " (capped by --simd)";
     return m;
 }
 
@@ -433,7 +444,17 @@ int main(int argc, char** argv) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;
         else if (std::strcmp(argv[i], "--json") == 0) json = true;
         else if (std::strcmp(argv[i], "--no-studies") == 0) studies = false;
-        else args.push_back(argv[i]);
+        else if (std::strncmp(argv[i], "--simd=", 7) == 0) {
+            using tether::ws::detail::utf8_simd::level;
+            const std::string_view v = argv[i] + 7;
+            const level l = v == "avx2" ? level::avx2 : v == "ssse3" ? level::ssse3 : v == "scalar" ? level::none
+                                                                                                      : level::avx512;
+            if (l == level::avx512 && v != "avx512") {
+                std::fprintf(stderr, "tether_bench: --simd=%s: one of avx512, avx2, ssse3, scalar\n", argv[i] + 7);
+                return 2;
+            }
+            tether::ws::detail::utf8_simd::set_max_level(l);
+        } else args.push_back(argv[i]);
     }
     bench::set_quick(quick);
     bench::run_registrars(quick);
