@@ -694,7 +694,7 @@ private:
         if (hs + len > max_frame_buffer_ || len > max_message_bytes_) return false;
         const bool text = b0 == 0x81;
 #if TETHER_WS_UTF8_SIMD
-        if (len <= detail::small_frame_max && detail::use_avx512()) {
+        if (len <= detail::small_frame_max && detail::has_small_frames()) {
             // Chat traffic: take the whole run of small messages in this
             // read now; poll_event() then hands them out one by one.
             std::size_t max_len = detail::small_frame_max;
@@ -707,14 +707,15 @@ private:
             // the hand-out then reads the headers.
             const std::size_t table = in_begin_ < max_run_frames ? in_begin_ : max_run_frames;
             run_at_ = table != 0 ? 0 : no_run_table;
-            run_end_ = in_begin_ + static_cast<std::uint32_t>(detail::small_frames_avx512(
-                p, avail, masked, max_len, max_ready, table != 0 ? in_.data() : nullptr, table != 0 ? table : max_ready));
+            run_end_ = in_begin_ + static_cast<std::uint32_t>(detail::small_frames<false>(
+                p, p, avail, masked, max_len, max_ready, table != 0 ? in_.data() : nullptr, table != 0 ? table : max_ready));
             if (run_end_ > in_begin_) {
                 out.emplace(next_ready());
                 return true;
             }
-            // The first frame is not one the run takes (invalid UTF-8):
-            // the path below decides it as ever.
+            // The first frame is not one the run takes (invalid UTF-8; with
+            // AVX2, also one in the last ~70 bytes): the path below decides
+            // it as ever.
         }
 #endif
         mask_key key;
@@ -851,27 +852,31 @@ private:
             if (h.payload_size > max_message_bytes_ || hs + h.payload_size > max_frame_buffer_) break;
             const std::size_t len = static_cast<std::size_t>(h.payload_size);
 #if TETHER_WS_UTF8_SIMD
-            if (len <= detail::small_frame_max && detail::use_avx512()) {
+            if (len <= detail::small_frame_max && detail::has_small_frames()) {
                 // Chat traffic: the whole run of small messages in one call.
                 std::size_t max_len = detail::small_frame_max;
                 if (max_message_bytes_ < max_len) max_len = max_message_bytes_;
                 if (max_frame_buffer_ - hs < max_len) max_len = max_frame_buffer_ - hs;
                 const std::size_t room = in_begin_ < max_run_frames ? in_begin_ : max_run_frames;
                 const bool table = tabled != no_table && room > tabled;
-                const std::size_t k = detail::small_frames_avx512(dst + at, src + at, n - at, h.masked, max_len,
-                                                                  n - at, table ? in_.data() + tabled : nullptr,
-                                                                  table ? room - tabled : n);
-                if (k == 0) break;  // invalid text: the general path decides it
-                at += k;
-                run_end_ = run_end() + static_cast<std::uint32_t>(k);
-                if (table) {
-                    run_at_ = 0;
-                    tabled = table_closed;
-                } else {
-                    run_at_ = no_run_table;
-                    tabled = no_table;
+                const std::size_t k = detail::small_frames<true>(dst + at, src + at, n - at, h.masked, max_len,
+                                                                 n - at, table ? in_.data() + tabled : nullptr,
+                                                                 table ? room - tabled : n);
+                // k == 0: a frame the run does not take (invalid text; with
+                // AVX2, also one in the last ~70 bytes): the frame-by-frame
+                // path below decides it.
+                if (k != 0) {
+                    at += k;
+                    run_end_ = run_end() + static_cast<std::uint32_t>(k);
+                    if (table) {
+                        run_at_ = 0;
+                        tabled = table_closed;
+                    } else {
+                        run_at_ = no_run_table;
+                        tabled = no_table;
+                    }
+                    continue;
                 }
-                continue;
             }
 #endif
             const bool text = f[0] == 0x81;

@@ -584,7 +584,134 @@ inline std::size_t fused_prefix(std::uint8_t* p, const std::uint8_t* src, std::s
     return m;
 }
 
+// ---- AVX2: runs of small frames ----
+
+// small_frames_avx512's loop for CPUs with AVX2 only. AVX2 has no byte-masked
+// loads or stores, so each frame loads 64 bytes whatever its length: a frame
+// is taken only while its header and 64 bytes after it lie within `avail`
+// (the run stops before the last ~70 bytes; the general path takes those),
+// and the bytes past its length are zeroed in registers before the check.
+// Stores: in place, the 64 bytes with the bytes past the length blended
+// back as they were (the same values rewritten); copying, the header as 8
+// bytes and the payload as 64, so bytes of dst past the frames taken, up to
+// avail, may be overwritten (the caller copies the rest of the read over
+// them). Otherwise the contract of small_frames_avx512.
+alignas(32) inline constexpr std::array<std::uint8_t, 64> iota_64 = [] {
+    std::array<std::uint8_t, 64> r{};
+    for (std::size_t i = 0; i < 64; ++i) r[i] = static_cast<std::uint8_t>(i);
+    return r;
+}();
+
+// The full check of one small payload a|b (bytes past its length zero):
+// valid and complete. For text the two-byte test leaves open.
+__attribute__((target("avx2"))) inline bool small_text_valid_avx2(__m256i a, __m256i b) noexcept {
+    namespace s = utf8_simd;
+    const s::avx_ctx c{s::avx_table(s::first_high_table),
+                       s::avx_table(s::first_low_table),
+                       s::avx_table(s::second_high_table),
+                       _mm256_set1_epi8(0x0F),
+                       _mm256_set1_epi8(static_cast<char>(0x80)),
+                       _mm256_set1_epi8(0x60),
+                       _mm256_set1_epi8(0x70)};
+    // Past the length the bytes are zeros, so a code point left open
+    // before them breaks a pair rule; at length 64 the open-tail test does.
+    const __m256i err = _mm256_or_si256(
+        _mm256_or_si256(fused_check(c, _mm256_setzero_si256(), a), fused_check(c, a, b)),
+        _mm256_subs_epu8(b, utf8_simd::avx_load(utf8_simd::open_tail_max.data())));
+    return _mm256_testz_si256(err, err) != 0;
+}
+
+template <bool Copy, bool Masked>
+__attribute__((target("avx2"))) inline std::size_t small_frames_avx2(std::uint8_t* dst, const std::uint8_t* src,
+                                                                     std::size_t avail, std::size_t max_len,
+                                                                     std::size_t max_bytes, std::uint8_t* lens,
+                                                                     std::size_t max_frames) noexcept {
+    namespace s = utf8_simd;
+    constexpr std::size_t hs = Masked ? 6 : 2;
+    const std::size_t room_end = avail >= hs + small_frame_max ? avail - hs - small_frame_max + 1 : 0;
+    const std::size_t stop = room_end < max_bytes ? room_end : max_bytes;
+    const s::avx_two_ctx two = s::avx_two_make();
+    const __m256i iota0 = s::avx_load(iota_64.data());
+    const __m256i iota1 = s::avx_load(iota_64.data() + 32);
+    std::size_t at = 0;
+    for (std::size_t count = 0; at < stop && count < max_frames; ++count) {
+        const std::uint8_t* const f = src + at;
+        // (An address, not a pointer past the buffer: a prefetch never faults.)
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(f) + small_run_prefetch),
+                     _MM_HINT_T0);
+        const std::size_t binary = std::size_t{f[0]} - 0x81;  // 0x81 text: 0, 0x82 binary: 1
+        if (binary > 1) break;                                 // (below 0x81: wraps)
+        const std::size_t len = std::size_t{f[1]} - (Masked ? 0x80 : 0x00);  // unmasked when masked: wraps
+        if (len > max_len) break;
+        const __m256i raw_a = s::avx_load(f + hs);
+        const __m256i raw_b = s::avx_load(f + hs + 32);
+        const __m256i n = _mm256_set1_epi8(static_cast<char>(len));
+        const __m256i in_a = _mm256_cmpgt_epi8(n, iota0);  // len <= 64: no signed wrap
+        const __m256i in_b = _mm256_cmpgt_epi8(n, iota1);
+        __m256i a = raw_a;
+        __m256i b = raw_b;
+        if constexpr (Masked) {
+            std::uint32_t k32;
+            std::memcpy(&k32, f + 2, 4);
+            const __m256i k = _mm256_set1_epi32(static_cast<int>(k32));
+            a = _mm256_xor_si256(a, k);
+            b = _mm256_xor_si256(b, k);
+        }
+        a = _mm256_and_si256(a, in_a);
+        b = _mm256_and_si256(b, in_b);
+        if (binary == 0) {
+            std::uint64_t open;
+            // A lead at the last byte is open: not taken (at length 64 the
+            // test says so in `open`; shorter, the zero after it is no
+            // continuation).
+            if ((s::avx_two_byte_bad(two, a, b, 0, open) | open) != 0 && !small_text_valid_avx2(a, b)) break;
+        }
+        if constexpr (Copy) {
+            std::uint64_t head;
+            std::memcpy(&head, f, 8);
+            std::memcpy(dst + at, &head, 8);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + at + hs), a);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + at + hs + 32), b);
+        } else if constexpr (Masked) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + at + hs), _mm256_blendv_epi8(raw_a, a, in_a));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + at + hs + 32), _mm256_blendv_epi8(raw_b, b, in_b));
+        }
+        if (lens) lens[count] = static_cast<std::uint8_t>(len + 0x80 - (binary << 7));  // text: | 0x80
+        at += hs + len;
+    }
+    return at;
+}
+
 #endif
+
+// ---- runs of small frames, at the level in use ----
+
+/// Whether small_frames() takes runs on this CPU (AVX-512BW or AVX2).
+inline bool has_small_frames() noexcept {
+#if TETHER_WS_UTF8_SIMD
+    return use_avx512() || use_fused();
+#else
+    return false;
+#endif
+}
+
+/// A run of small frames (see small_frames_avx512) at the level in use; 0
+/// without one. The AVX2 form stops before the last ~70 bytes of `avail`
+/// and, copying, may write dst up to avail (see small_frames_avx2).
+/// In place: dst == src.
+template <bool Copy>
+inline std::size_t small_frames(std::uint8_t* dst, const std::uint8_t* src, std::size_t avail, bool masked,
+                                std::size_t max_len, std::size_t max_bytes, std::uint8_t* lens,
+                                std::size_t max_frames) noexcept {
+#if TETHER_WS_UTF8_SIMD
+    if (use_avx512()) return small_frames_avx512_run<Copy>(dst, src, avail, masked, max_len, max_bytes, lens, max_frames);
+    if (use_fused())
+        return masked ? small_frames_avx2<Copy, true>(dst, src, avail, max_len, max_bytes, lens, max_frames)
+                      : small_frames_avx2<Copy, false>(dst, src, avail, max_len, max_bytes, lens, max_frames);
+#endif
+    (void)dst, (void)src, (void)avail, (void)masked, (void)max_len, (void)max_bytes, (void)lens, (void)max_frames;
+    return 0;
+}
 
 // [src, src + n) unmasked (key null: as it is) into [p, p + n), without
 // a check; in place (src == p) an unmasked range is left alone. Returns
