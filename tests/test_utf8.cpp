@@ -1579,6 +1579,87 @@ TEST_CASE("small_frames_avx512: a long run cut at every byte, and limited at eve
     CHECK(runs > 5000);
 }
 
+// The AVX2 form: the same frames taken as by the scalar reference, except
+// that a frame is taken only while its header and 64 bytes after it lie in
+// avail (it loads 64 bytes whatever the length); in place, nothing but the
+// payloads taken changes; copying, src is unchanged and nothing outside
+// [dst, dst + avail) is written. Buffers are exactly avail long (ASan sees
+// a read past them).
+TEST_CASE("small_frames_avx2: runs of small frames against the scalar reference, reads and writes inside avail") {
+    namespace d = tether::ws::detail;
+    if (simd::best_supported() < simd::level::avx2) return;  // nothing to test on this CPU
+    tether::rng r(0xA5F2);
+    std::size_t taken_all = 0, stopped_utf8 = 0, stopped_room = 0;
+    for (int round = 0; round < 6000; ++round) {
+        const bool masked = r.below(2) == 0;
+        const std::size_t hs = masked ? 6 : 2;
+        std::vector<small_frame> frames;
+        const std::size_t count = 1 + static_cast<std::size_t>(r.below(8));
+        for (std::size_t i = 0; i < count; ++i) {
+            small_frame f{static_cast<std::uint8_t>(r.below(8) == 0 ? 0x82 : 0x81), masked,
+                          small_payload(r, static_cast<std::size_t>(r.below(66))), {}};
+            r.fill(f.key);
+            if (r.below(60) == 0) f.b0 = 0x01;
+            if (r.below(60) == 0) f.masked = !masked;
+            frames.push_back(std::move(f));
+        }
+        bytes wire;
+        for (const auto& f : frames) wire = cat(wire, wire_of(f));
+        const std::size_t avail = r.below(2) ? wire.size() : wire.size() - static_cast<std::size_t>(r.below(wire.size() + 1));
+        const std::size_t max_len = r.below(8) == 0 ? static_cast<std::size_t>(r.below(65)) : 64;
+        const std::size_t max_bytes = r.below(8) == 0 ? static_cast<std::size_t>(r.below(300)) : 4096;
+        const std::size_t max_frames = r.below(8) == 0 ? static_cast<std::size_t>(r.below(4)) : 256;
+        std::size_t expect = 0;
+        bytes unmasked(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail));
+        bytes expect_lens;
+        for (const auto& f : frames) {
+            if (expect >= max_bytes || expect_lens.size() == max_frames) break;
+            if (avail - expect < hs + 64) {
+                ++stopped_room;
+                break;
+            }
+            if ((f.b0 != 0x81 && f.b0 != 0x82) || f.masked != masked || f.payload.size() > max_len) break;
+            if (f.b0 == 0x81 && !ref_valid(f.payload)) {
+                ++stopped_utf8;
+                break;
+            }
+            std::copy(f.payload.begin(), f.payload.end(), unmasked.begin() + static_cast<std::ptrdiff_t>(expect + hs));
+            expect += hs + f.payload.size();
+            expect_lens.push_back(static_cast<std::uint8_t>(f.payload.size() | (f.b0 == 0x81 ? 0x80 : 0)));
+        }
+        CAPTURE(round);
+        const auto run = [&](auto copy, std::uint8_t* dst, const std::uint8_t* src, std::uint8_t* lens) {
+            constexpr bool Copy = decltype(copy)::value;
+            return masked ? d::small_frames_avx2<Copy, true>(dst, src, avail, max_len, max_bytes, lens, max_frames)
+                          : d::small_frames_avx2<Copy, false>(dst, src, avail, max_len, max_bytes, lens, max_frames);
+        };
+        // In place.
+        bytes buf(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail));
+        bytes lens(257, 0xEE);
+        const std::size_t got = run(std::false_type{}, buf.data(), buf.data(), lens.data());
+        CHECK(got == expect);
+        CHECK(std::equal(expect_lens.begin(), expect_lens.end(), lens.begin()));
+        CHECK(std::all_of(lens.begin() + static_cast<std::ptrdiff_t>(expect_lens.size()), lens.end(),
+                          [](std::uint8_t x) { return x == 0xEE; }));
+        CHECK(buf == unmasked);  // the frames taken unmasked, the rest as it came
+        // Copying: dst in a buffer with guard bytes around [0, avail).
+        const bytes src0(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(avail));
+        bytes src = src0;
+        bytes dst(avail + 128, 0xEE);
+        bytes copy_lens(257, 0xEE);
+        CHECK(run(std::true_type{}, dst.data() + 64, src.data(), copy_lens.data()) == expect);
+        CHECK(src == src0);
+        CHECK(copy_lens == lens);
+        CHECK(std::equal(unmasked.begin(), unmasked.begin() + static_cast<std::ptrdiff_t>(expect), dst.begin() + 64));
+        CHECK(std::all_of(dst.begin(), dst.begin() + 64, [](std::uint8_t x) { return x == 0xEE; }));
+        CHECK(std::all_of(dst.end() - 64, dst.end(), [](std::uint8_t x) { return x == 0xEE; }));
+        taken_all += expect != 0;
+    }
+    CHECK(taken_all > 1000);
+    CHECK(stopped_utf8 > 300);
+    CHECK(stopped_room > 1000);
+}
+
 TEST_CASE("small_frames_avx512: every two-byte pair, and every byte at every position of a 64-byte payload") {
     namespace d = tether::ws::detail;
     if (simd::best_supported() < simd::level::avx512) return;
