@@ -18,7 +18,9 @@
 //        bits 6-7   local close code: 1000, 4000 + reason, 1001 + reason, none
 //   n    bits 0-3   split count
 //        bit 4      mixed: a schedule byte per split follows the split sizes
-//                   (bits 5-7 are ignored)
+//        bits 5-6   the UTF-8/unmask kernels capped at: the best this CPU has,
+//                   AVX2, SSSE3, scalar (each level has its own run and
+//                   fused loops; bit 7 is ignored)
 //   schedule byte, for the chunks cut by the same split:
 //        bit 0      feed it the other way (handle_bytes <-> read_buffer)
 //        bits 1-2   then drain: everything, nothing, one event, up to three
@@ -53,6 +55,7 @@
 
 #include "fuzz_util.hpp"
 #include "tether/ws/connection.hpp"
+#include "tether/ws/detail/utf8_simd.hpp"
 
 namespace {
 
@@ -270,6 +273,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint8_t nbyte = src.u8();
     const std::size_t nsplits = nbyte % 16;
     const bool mixed = (nbyte >> 4) & 1;
+    {
+        namespace simd = tether::ws::detail::utf8_simd;
+        constexpr simd::level caps[] = {simd::level::avx512, simd::level::avx2, simd::level::ssse3, simd::level::none};
+        simd::set_max_level(caps[(nbyte >> 5) & 3]);
+    }
     for (std::size_t i = 0; i < nsplits; ++i) splits.push_back(static_cast<std::size_t>(src.u8()) + 1);
     std::vector<std::uint8_t> schedule(nsplits, 0);
     if (mixed)
