@@ -156,13 +156,7 @@ template <bool Masked, bool Copy>
 __attribute__((target("avx2"))) inline bool fused_pairs_avx2(std::uint8_t* p, const std::uint8_t* src, std::size_t n,
                                                        std::uint32_t k32, std::uint8_t lead) noexcept {
     namespace s = utf8_simd;
-    const s::avx_ctx c{s::avx_table(s::first_high_table),
-                       s::avx_table(s::first_low_table),
-                       s::avx_table(s::second_high_table),
-                       _mm256_set1_epi8(0x0F),
-                       _mm256_set1_epi8(static_cast<char>(0x80)),
-                       _mm256_set1_epi8(0x60),
-                       _mm256_set1_epi8(0x70)};
+    const s::avx_ctx c = s::avx_make_ctx();
     const __m256i tail_max = s::avx_load(s::open_tail_max.data());
     const __m256i k = _mm256_set1_epi32(static_cast<int>(k32));
     __m256i prev = _mm256_insert_epi8(_mm256_setzero_si256(), static_cast<char>(lead), 31);
@@ -606,13 +600,7 @@ alignas(32) inline constexpr std::array<std::uint8_t, 64> iota_64 = [] {
 // valid and complete. For text the two-byte test leaves open.
 __attribute__((target("avx2"))) inline bool small_text_valid_avx2(__m256i a, __m256i b) noexcept {
     namespace s = utf8_simd;
-    const s::avx_ctx c{s::avx_table(s::first_high_table),
-                       s::avx_table(s::first_low_table),
-                       s::avx_table(s::second_high_table),
-                       _mm256_set1_epi8(0x0F),
-                       _mm256_set1_epi8(static_cast<char>(0x80)),
-                       _mm256_set1_epi8(0x60),
-                       _mm256_set1_epi8(0x70)};
+    const s::avx_ctx c = s::avx_make_ctx();
     // Past the length the bytes are zeros, so a code point left open
     // before them breaks a pair rule; at length 64 the open-tail test does.
     const __m256i err = _mm256_or_si256(

@@ -319,15 +319,20 @@ __attribute__((target("avx2"))) inline __m256i avx_table(
     return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(t.data())));
 }
 
+// The check's tables and constants (as z_make_ctx for AVX-512).
+__attribute__((target("avx2"))) inline avx_ctx avx_make_ctx() noexcept {
+    return {avx_table(first_high_table),
+            avx_table(first_low_table),
+            avx_table(second_high_table),
+            _mm256_set1_epi8(0x0F),
+            _mm256_set1_epi8(static_cast<char>(0x80)),
+            _mm256_set1_epi8(0x60),
+            _mm256_set1_epi8(0x70)};
+}
+
 __attribute__((target("avx2"))) inline result kernel_avx2(const std::uint8_t* p, std::size_t n,
                                                           std::uint8_t lead) noexcept {
-    const avx_ctx c{avx_table(first_high_table),
-                    avx_table(first_low_table),
-                    avx_table(second_high_table),
-                    _mm256_set1_epi8(0x0F),
-                    _mm256_set1_epi8(static_cast<char>(0x80)),
-                    _mm256_set1_epi8(0x60),
-                    _mm256_set1_epi8(0x70)};
+    const avx_ctx c = avx_make_ctx();
     const __m256i tail_max = avx_load(open_tail_max.data());
     {
         // alignr works per 128-bit lane: give it [prev.hi, cur.lo] as the
