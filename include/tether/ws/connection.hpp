@@ -25,10 +25,11 @@
 // (detail/unmask_utf8.hpp).
 //
 // Runs. Chat traffic is a read holding hundreds of messages of a few
-// dozen bytes. Where the CPU has AVX-512BW, the first such message takes
-// the whole run of small whole messages behind it in one call (header,
-// unmask and UTF-8 check of each payload in one 64-byte register; see
-// detail::small_frames_avx512), stopping before anything else — a control
+// dozen bytes. Where the CPU has AVX-512BW or AVX2, the first such message
+// takes the whole run of small whole messages behind it in one call
+// (header, unmask and UTF-8 check of each payload in one 64-byte register
+// or two 32-byte ones; see detail::small_frames), stopping before anything
+// else — with AVX2 also before the last ~70 bytes of the read — a control
 // frame, a fragment, a larger or partial frame, invalid text — which the
 // general path then decides exactly as without the run. The run ends at
 // `run_end_`; poll_event() hands its messages out one per call from the
@@ -43,7 +44,7 @@
 // unmask and the check can be part of the copy instead of a second pass
 // over bytes that have left L1 by then (copy_decode): the message under
 // way goes on, whole in-window messages join the run (small ones through
-// the copying small_frames_avx512), and the last one, if only its start is
+// the copying small_frames), and the last one, if only its start is
 // here, is begun (the tail). It takes only what the general path would take
 // without a word and stops before anything else, so the events, their
 // order and the output are the same whichever way the bytes come in, and
@@ -735,7 +736,7 @@ private:
         return true;
     }
 
-    // Hand out the next message of a run small_frames_avx512() or
+    // Hand out the next message of a run small_frames() or
     // copy_decode() took: whole, unmasked and checked already. For a run of
     // small messages its length and type come from the run's table, so
     // finding the next message does not wait for a load of this one's
@@ -799,7 +800,7 @@ private:
         std::size_t at = 0;
         // A run that starts in this call may have a table of its lengths,
         // as in whole_frame, in the bytes in front of it: the message that
-        // joins it first (if small) and then one small_frames_avx512 call.
+        // joins it first (if small) and then one small_frames call.
         // A run is handed out by its table or by its headers, not a mix:
         // anything after that call ends it here.
         std::size_t tabled = run_end_ > in_begin_ ? no_table : 0;
