@@ -698,9 +698,7 @@ private:
         if (len <= detail::small_frame_max && detail::has_small_frames()) {
             // Chat traffic: take the whole run of small messages in this
             // read now; poll_event() then hands them out one by one.
-            std::size_t max_len = detail::small_frame_max;
-            if (max_message_bytes_ < max_len) max_len = max_message_bytes_;
-            if (max_frame_buffer_ - hs < max_len) max_len = max_frame_buffer_ - hs;  // hs + len <= it, above
+            const std::size_t max_len = small_run_max_len(hs);
             // The run's length table lives at the front of the input
             // buffer, in bytes already handed out (their views ended with
             // this call): no memory of its own. None when there are no such
@@ -734,6 +732,17 @@ private:
         e.is_text = text;
         e.data = {payload, len};
         return true;
+    }
+
+    // The longest payload a run of small frames may take: what the general
+    // path would take without a word (the message bound, and header plus
+    // payload within the zero-copy window; the caller's frame, of header
+    // size hs, passed that check, so hs <= max_frame_buffer_).
+    std::size_t small_run_max_len(std::size_t hs) const noexcept {
+        std::size_t max_len = detail::small_frame_max;
+        if (max_message_bytes_ < max_len) max_len = max_message_bytes_;
+        if (max_frame_buffer_ - hs < max_len) max_len = max_frame_buffer_ - hs;
+        return max_len;
     }
 
     // Hand out the next message of a run small_frames() or
@@ -855,9 +864,7 @@ private:
 #if TETHER_WS_UTF8_SIMD
             if (len <= detail::small_frame_max && detail::has_small_frames()) {
                 // Chat traffic: the whole run of small messages in one call.
-                std::size_t max_len = detail::small_frame_max;
-                if (max_message_bytes_ < max_len) max_len = max_message_bytes_;
-                if (max_frame_buffer_ - hs < max_len) max_len = max_frame_buffer_ - hs;
+                const std::size_t max_len = small_run_max_len(hs);
                 const std::size_t room = in_begin_ < max_run_frames ? in_begin_ : max_run_frames;
                 const bool table = tabled != no_table && room > tabled;
                 const std::size_t k = detail::small_frames<true>(dst + at, src + at, n - at, h.masked, max_len,
